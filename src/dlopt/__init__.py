@@ -1,0 +1,65 @@
+"""dlopt: the optimizer package of *Optimization for Deep Learning*.
+
+Every chapter and exercise of the book imports this package instead of copying code:
+
+- :mod:`dlopt.functions` -- test objectives with value, gradient and Hessian;
+- :mod:`dlopt.rules` -- each update rule written once, over numpy arrays and torch tensors;
+- :mod:`dlopt.trajectory` -- iterate a rule on an objective and record the path;
+- :mod:`dlopt.linesearch` -- exact (quadratic) and backtracking Armijo line searches;
+- :mod:`dlopt.data` -- synthetic data sets (nothing is downloaded);
+- :mod:`dlopt.plots` -- the book's figures in one style.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from . import data, functions, linesearch, rules
+from .trajectory import Trajectory, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Trajectory",
+    "data",
+    "device",
+    "functions",
+    "linesearch",
+    "rules",
+    "run",
+    "seed",
+]
+
+
+def device(verbose: bool = False):
+    """Return ``torch.device('cuda')`` when a GPU is available, else ``torch.device('cpu')``.
+
+    Every PyTorch example in the book places its model and data on ``dlopt.device()``, so the
+    same cell runs unchanged on a laptop and on a GPU machine.
+    """
+    import torch
+
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if verbose:
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+        print(f"dlopt.device(): {dev} ({name})")
+    return dev
+
+
+def seed(value: int = 0) -> np.random.Generator:
+    """Seed Python's, numpy's and (if installed) torch's global generators.
+
+    Returns a fresh ``numpy.random.Generator`` seeded with ``value`` for code that prefers an
+    explicit generator.
+    """
+    random.seed(value)
+    np.random.seed(value)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a declared dependency of the book
+        pass
+    else:
+        torch.manual_seed(value)
+    return np.random.default_rng(value)

@@ -1,0 +1,390 @@
+r"""Test objectives with value, gradient and Hessian.
+
+Every objective is an :class:`Objective`: ``f.value(x)``, ``f.grad(x)`` and ``f.hess(x)`` take a
+point ``x`` of shape ``(n,)`` -- or a stack of points of shape ``(..., n)``, so that a whole grid
+can be evaluated at once for a contour plot:
+
+>>> f = Rosenbrock()
+>>> X, Y = np.meshgrid(np.linspace(-2, 2, 5), np.linspace(-1, 3, 5))
+>>> f.value(np.stack([X, Y], axis=-1)).shape
+(5, 5)
+
+``value`` and ``grad`` also accept torch tensors (they only use arithmetic and indexing), which is
+how the training chapters reuse the same objectives with autograd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "Objective",
+    "Quadratic",
+    "Rosenbrock",
+    "Beale",
+    "Himmelblau",
+    "DoubleWell",
+    "LeastSquares",
+    "random_rotation",
+]
+
+
+class Objective:
+    """A twice-differentiable function :math:`f:\\mathbb{R}^n\\to\\mathbb{R}`.
+
+    Subclasses implement :meth:`value`, :meth:`grad` and :meth:`hess` for inputs of shape
+    ``(..., n)``; ``grad`` returns shape ``(..., n)`` and ``hess`` shape ``(..., n, n)``.
+    """
+
+    name: str = "objective"
+    dim: int = 2
+
+    def value(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not define value()")
+
+    def grad(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not define grad()")
+
+    def hess(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not define hess()")
+
+    def __call__(self, x):
+        return self.value(x)
+
+    def on_grid(self, xlim, ylim, num: int = 200):
+        """Evaluate a 2-D objective on a ``num × num`` grid; returns ``(X, Y, Z)``."""
+        if self.dim != 2:
+            raise ValueError(f"on_grid needs a 2-D objective, {self.name} has dim={self.dim}")
+        X, Y = np.meshgrid(np.linspace(*xlim, num), np.linspace(*ylim, num))
+        return X, Y, self.value(np.stack([X, Y], axis=-1))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim})"
+
+
+def _point(x):
+    """Return numpy input as a float array; leave torch tensors alone."""
+    return x if hasattr(x, "detach") else np.asarray(x, dtype=float)
+
+
+def random_rotation(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random orthogonal ``n × n`` matrix (QR of a Gaussian matrix, sign-fixed)."""
+    Q, R = np.linalg.qr(rng.standard_normal((n, n)))
+    return Q * np.sign(np.diag(R))
+
+
+class Quadratic(Objective):
+    r"""The quadratic :math:`f(x) = \tfrac12 x^\top A x - b^\top x + c` with symmetric ``A``.
+
+    Its gradient is :math:`Ax - b` and its Hessian is ``A`` everywhere, so it is
+    :math:`L`-smooth with :math:`L=\lambda_{\max}(A)` and, when ``A`` is positive definite,
+    :math:`\mu`-strongly convex with :math:`\mu=\lambda_{\min}(A)`.
+    """
+
+    def __init__(self, A, b=None, c: float = 0.0, name: str = "quadratic"):
+        A = np.array(A, dtype=float)
+        if A.ndim != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"A must be a square matrix, got shape {A.shape}")
+        if not np.allclose(A, A.T, rtol=1e-12, atol=1e-12):
+            raise ValueError("A must be symmetric")
+        self.A = 0.5 * (A + A.T)
+        self.dim = A.shape[0]
+        self.b = np.zeros(self.dim) if b is None else np.array(b, dtype=float).reshape(self.dim)
+        self.c = float(c)
+        self.name = name
+        self.eigenvalues = np.linalg.eigvalsh(self.A)
+
+    @classmethod
+    def from_eigenvalues(cls, eigenvalues, b=None, rotation=None, seed=None, **kw):
+        """``A = Q diag(eigenvalues) Qᵀ``; ``Q`` is ``rotation``, a random rotation when ``seed``
+        is given, else the identity (axis-aligned ellipses)."""
+        lam = np.asarray(eigenvalues, dtype=float)
+        n = lam.size
+        if rotation is None:
+            rotation = np.eye(n) if seed is None else random_rotation(n, np.random.default_rng(seed))
+        Q = np.asarray(rotation, dtype=float)
+        return cls((Q * lam) @ Q.T, b=b, **kw)
+
+    @classmethod
+    def from_condition_number(cls, kappa: float, n: int = 2, L: float = 1.0, seed=None, b=None, **kw):
+        """A positive definite quadratic with ``λ_max = L`` and ``λ_min = L/κ``.
+
+        The eigenvalues are spread log-uniformly between the two; with ``seed`` the eigenbasis is
+        a random rotation.
+        """
+        if kappa < 1:
+            raise ValueError(f"condition number must be >= 1, got {kappa}")
+        lam = L * np.logspace(-np.log10(kappa), 0, n) if n > 1 else np.array([L])
+        return cls.from_eigenvalues(lam, b=b, seed=seed, **kw)
+
+    @property
+    def L(self) -> float:
+        """Smoothness constant: the largest eigenvalue of ``A``."""
+        return float(self.eigenvalues[-1])
+
+    @property
+    def mu(self) -> float:
+        """Strong-convexity constant: the smallest eigenvalue of ``A``."""
+        return float(self.eigenvalues[0])
+
+    @property
+    def kappa(self) -> float:
+        """Condition number ``L / μ`` (infinite unless ``A`` is positive definite)."""
+        return self.L / self.mu if self.mu > 0 else np.inf
+
+    @property
+    def minimizer(self) -> np.ndarray:
+        """The unique minimiser ``A⁻¹ b`` (requires ``A`` positive definite)."""
+        if self.mu <= 0:
+            raise ValueError("the quadratic has no unique minimiser: A is not positive definite")
+        return np.linalg.solve(self.A, self.b)
+
+    @property
+    def minimum(self) -> float:
+        return float(self.value(self.minimizer))
+
+    def value(self, x):
+        x = _point(x)
+        Ax = x @ self.A if isinstance(x, np.ndarray) else x @ _like(self.A, x)
+        b = self.b if isinstance(x, np.ndarray) else _like(self.b, x)
+        return 0.5 * (x * Ax).sum(-1) - (x * b).sum(-1) + self.c
+
+    def grad(self, x):
+        x = _point(x)
+        if isinstance(x, np.ndarray):
+            return x @ self.A - self.b
+        return x @ _like(self.A, x) - _like(self.b, x)
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.broadcast_to(self.A, x.shape[:-1] + self.A.shape).copy()
+
+
+def _like(array: np.ndarray, tensor):
+    """Convert a numpy constant to a tensor with ``tensor``'s dtype and device."""
+    import torch
+
+    return torch.as_tensor(array, dtype=tensor.dtype, device=tensor.device)
+
+
+class Rosenbrock(Objective):
+    r"""The Rosenbrock function :math:`\sum_{i<n} b(x_{i+1}-x_i^2)^2 + (a-x_i)^2`.
+
+    Minimum 0 at :math:`(a, a^2, \ldots)`; for ``a=1`` at the all-ones vector. Its curved, narrow
+    valley makes it the classic test of how an optimizer copes with ill-conditioning.
+    """
+
+    def __init__(self, n: int = 2, a: float = 1.0, b: float = 100.0):
+        if n < 2:
+            raise ValueError(f"Rosenbrock needs n >= 2, got {n}")
+        self.dim, self.a, self.b = n, float(a), float(b)
+        self.name = "Rosenbrock" if n == 2 else f"Rosenbrock-{n}"
+
+    @property
+    def minimizer(self) -> np.ndarray:
+        """``(a, a²)`` for n = 2; the all-ones vector for ``a = 1`` and any n."""
+        if self.dim == 2:
+            return np.array([self.a, self.a**2])
+        if self.a == 1.0:
+            return np.ones(self.dim)
+        raise ValueError("the minimiser has no closed form for n > 2 and a != 1")
+
+    def value(self, x):
+        x = _point(x)
+        u, v = x[..., :-1], x[..., 1:]
+        return (self.b * (v - u**2) ** 2 + (self.a - u) ** 2).sum(-1)
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        u, v = x[..., :-1], x[..., 1:]
+        r = v - u**2
+        g = np.zeros_like(x)
+        g[..., :-1] += -4 * self.b * u * r - 2 * (self.a - u)
+        g[..., 1:] += 2 * self.b * r
+        return g
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        n = self.dim
+        H = np.zeros(x.shape[:-1] + (n, n))
+        u, v = x[..., :-1], x[..., 1:]
+        i = np.arange(n - 1)
+        H[..., i, i] += 12 * self.b * u**2 - 4 * self.b * v + 2
+        H[..., i + 1, i + 1] += 2 * self.b
+        H[..., i, i + 1] = -4 * self.b * u
+        H[..., i + 1, i] = -4 * self.b * u
+        return H
+
+
+class Beale(Objective):
+    r"""Beale's function, minimum 0 at :math:`(3, 1/2)`; flat plateaus and steep ridges.
+
+    :math:`f = \sum_{k=1}^3 (c_k - x + x y^k)^2` with :math:`c = (1.5, 2.25, 2.625)`.
+    """
+
+    name = "Beale"
+    dim = 2
+    minimizer = np.array([3.0, 0.5])
+    _c = (1.5, 2.25, 2.625)
+
+    def value(self, x):
+        x = _point(x)
+        X, Y = x[..., 0], x[..., 1]
+        return sum((c - X + X * Y ** (k + 1)) ** 2 for k, c in enumerate(self._c))
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        X, Y = x[..., 0], x[..., 1]
+        g = np.zeros_like(x)
+        for k, c in enumerate(self._c, start=1):
+            r = c - X + X * Y**k
+            g[..., 0] += 2 * r * (Y**k - 1)
+            g[..., 1] += 2 * r * k * X * Y ** (k - 1)
+        return g
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        X, Y = x[..., 0], x[..., 1]
+        H = np.zeros(x.shape[:-1] + (2, 2))
+        for k, c in enumerate(self._c, start=1):
+            r = c - X + X * Y**k
+            rx, ry = Y**k - 1, k * X * Y ** (k - 1)
+            ryy = k * (k - 1) * X * Y ** (k - 2) if k > 1 else 0.0
+            rxy = k * Y ** (k - 1)
+            H[..., 0, 0] += 2 * rx * rx
+            H[..., 1, 1] += 2 * (ry * ry + r * ryy)
+            H[..., 0, 1] += 2 * (rx * ry + r * rxy)
+        H[..., 1, 0] = H[..., 0, 1]
+        return H
+
+
+class Himmelblau(Objective):
+    r"""Himmelblau's function :math:`(x^2+y-11)^2 + (x+y^2-7)^2`: four minima (value 0),
+    one local maximum and four saddle points -- a small atlas of critical points."""
+
+    name = "Himmelblau"
+    dim = 2
+    minimizers = np.array(
+        [[3.0, 2.0], [-2.805118, 3.131312], [-3.779310, -3.283186], [3.584428, -1.848126]]
+    )
+
+    def value(self, x):
+        x = _point(x)
+        X, Y = x[..., 0], x[..., 1]
+        return (X**2 + Y - 11) ** 2 + (X + Y**2 - 7) ** 2
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        X, Y = x[..., 0], x[..., 1]
+        p, q = X**2 + Y - 11, X + Y**2 - 7
+        return np.stack([4 * X * p + 2 * q, 2 * p + 4 * Y * q], axis=-1)
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        X, Y = x[..., 0], x[..., 1]
+        p, q = X**2 + Y - 11, X + Y**2 - 7
+        H = np.empty(x.shape[:-1] + (2, 2))
+        H[..., 0, 0] = 4 * p + 8 * X**2 + 2
+        H[..., 1, 1] = 4 * q + 8 * Y**2 + 2
+        H[..., 0, 1] = H[..., 1, 0] = 4 * X + 4 * Y
+        return H
+
+
+class DoubleWell(Objective):
+    r""":math:`f(x, y) = (x^2-1)^2 + \gamma y^2`: two minima at :math:`(\pm1, 0)`, a saddle at the
+    origin, and curvature :math:`8` along :math:`x` at the minima against :math:`2\gamma` along
+    :math:`y` -- large :math:`\gamma` makes it ill-conditioned."""
+
+    dim = 2
+
+    def __init__(self, gamma: float = 1.0):
+        self.gamma = float(gamma)
+        self.name = f"double well (γ={gamma:g})"
+
+    minimizers = np.array([[-1.0, 0.0], [1.0, 0.0]])
+
+    def value(self, x):
+        x = _point(x)
+        return (x[..., 0] ** 2 - 1) ** 2 + self.gamma * x[..., 1] ** 2
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.stack([4 * x[..., 0] * (x[..., 0] ** 2 - 1), 2 * self.gamma * x[..., 1]], axis=-1)
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        H = np.zeros(x.shape[:-1] + (2, 2))
+        H[..., 0, 0] = 12 * x[..., 0] ** 2 - 4
+        H[..., 1, 1] = 2 * self.gamma
+        return H
+
+
+@dataclass
+class LeastSquares(Objective):
+    r"""Empirical risk of linear least squares, :math:`\mathcal L(w)=\frac1{2m}\lVert Xw-y\rVert^2`.
+
+    ``m`` samples (rows of ``X``), ``n`` features. Besides the full gradient
+    :math:`\frac1m X^\top(Xw-y)` it gives the mini-batch gradient over a set of sample indices,
+    the unbiased estimate that stochastic gradient descent uses.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    name: str = field(default="least squares")
+
+    def __post_init__(self):
+        self.X = np.asarray(self.X, dtype=float)
+        self.y = np.asarray(self.y, dtype=float).reshape(-1)
+        if self.X.ndim != 2 or self.X.shape[0] != self.y.shape[0]:
+            raise ValueError(f"X must be (m, n) and y (m,), got {self.X.shape} and {self.y.shape}")
+        self.m, self.dim = self.X.shape
+        self._H = self.X.T @ self.X / self.m
+        self.eigenvalues = np.linalg.eigvalsh(self._H)
+
+    @property
+    def L(self) -> float:
+        return float(self.eigenvalues[-1])
+
+    @property
+    def mu(self) -> float:
+        return float(self.eigenvalues[0])
+
+    @property
+    def minimizer(self) -> np.ndarray:
+        return np.linalg.lstsq(self.X, self.y, rcond=None)[0]
+
+    @property
+    def minimum(self) -> float:
+        return float(self.value(self.minimizer))
+
+    def residual(self, w):
+        return np.asarray(w, dtype=float) @ self.X.T - self.y
+
+    def value(self, w):
+        return 0.5 * np.mean(self.residual(w) ** 2, axis=-1)
+
+    def grad(self, w):
+        return self.residual(w) @ self.X / self.m
+
+    def hess(self, w):
+        w = np.asarray(w, dtype=float)
+        return np.broadcast_to(self._H, w.shape[:-1] + self._H.shape).copy()
+
+    def batch_grad(self, w, idx):
+        r"""Mini-batch gradient :math:`\frac1{|B|}\sum_{i\in B}(x_i^\top w-y_i)x_i`."""
+        idx = np.asarray(idx)
+        Xb = self.X[idx]
+        return (Xb @ np.asarray(w, dtype=float) - self.y[idx]) @ Xb / idx.size
+
+    def sampler(self, batch_size: int, rng: np.random.Generator):
+        """A gradient oracle ``g(w, t)`` that draws a fresh mini-batch (without replacement
+        within the batch) at every call -- pass it to :func:`dlopt.run` as ``grad=``."""
+        if not 1 <= batch_size <= self.m:
+            raise ValueError(f"batch_size must be in [1, {self.m}], got {batch_size}")
+
+        def oracle(w, t):
+            return self.batch_grad(w, rng.choice(self.m, size=batch_size, replace=False))
+
+        return oracle
