@@ -1,0 +1,64 @@
+"""Exercise notebooks: release student copies from instructor sources.
+
+Format of a source notebook ``exercises/source/<set>.ipynb``:
+
+- reference solutions sit in code cells between the lines ``### BEGIN SOLUTION`` and
+  ``### END SOLUTION``; the student copy replaces each region with a ``raise NotImplementedError``
+  at the same indentation;
+- markdown between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` is removed;
+- check cells are code cells tagged ``check`` with metadata ``{"dlopt": {"id": ..., "points": ...}}``;
+  those also tagged ``hidden`` are dropped from the student copy;
+- the student copy ``exercises/<set>.ipynb`` has no outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["release_notebook", "release", "STUB"]
+
+STUB = 'raise NotImplementedError("Exercise: replace this line with your solution")'
+_CODE_REGION = re.compile(
+    r"^(?P<indent>[ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)",
+    re.DOTALL | re.MULTILINE,
+)
+_MD_REGION = re.compile(r"<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->\n?", re.DOTALL)
+
+
+def _strip_code(source: str) -> str:
+    if source.count("### BEGIN SOLUTION") != source.count("### END SOLUTION"):
+        raise ValueError("unbalanced ### BEGIN SOLUTION / ### END SOLUTION markers")
+    return _CODE_REGION.sub(lambda m: f"{m['indent']}{STUB}\n", source)
+
+
+def release_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Return the student version of a source notebook (the input is not modified)."""
+    out = copy.deepcopy(nb)
+    cells = []
+    for cell in out.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "hidden" in tags:
+            continue
+        if cell.cell_type == "code":
+            cell.source = _strip_code(cell.source)
+            cell.outputs = []
+            cell.execution_count = None
+        elif cell.cell_type == "markdown":
+            cell.source = _MD_REGION.sub("", cell.source)
+        cells.append(cell)
+    out.cells = cells
+    return out
+
+
+def release(source: str | Path, out_dir: str | Path) -> Path:
+    """Write the student version of ``source`` into ``out_dir`` under the same file name."""
+    source = Path(source)
+    nb = nbformat.read(source, as_version=4)
+    target = Path(out_dir) / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(release_notebook(nb), target)
+    return target
