@@ -27,6 +27,7 @@ __all__ = [
     "Himmelblau",
     "DoubleWell",
     "LeastSquares",
+    "LogisticRegression",
     "random_rotation",
 ]
 
@@ -388,3 +389,60 @@ class LeastSquares(Objective):
             return self.batch_grad(w, rng.choice(self.m, size=batch_size, replace=False))
 
         return oracle
+
+
+class LogisticRegression(Objective):
+    r"""Regularised logistic regression with labels :math:`y_i\in\{-1,+1\}`:
+
+    .. math:: f(w) = \frac1m\sum_{i=1}^m \log\big(1+e^{-y_i x_i^\top w}\big) + \frac{\lambda}{2}\lVert w\rVert^2 .
+
+    Smooth and convex, strongly convex when ``l2 > 0``, but not quadratic: its Hessian
+    :math:`\frac1m X^\top D X + \lambda I` with :math:`D=\mathrm{diag}(\sigma(z_i)(1-\sigma(z_i)))`
+    lies between ``mu = l2`` and ``L = l2 + λ_max(XᵀX)/(4m)`` (the bounds :attr:`mu`, :attr:`L`).
+    """
+
+    def __init__(self, X, y, l2: float = 0.0, name: str = "logistic regression"):
+        self.X = np.asarray(X, dtype=float)
+        self.y = np.asarray(y, dtype=float).reshape(-1)
+        if self.X.ndim != 2 or self.X.shape[0] != self.y.shape[0]:
+            raise ValueError(f"X must be (m, n) and y (m,), got {self.X.shape} and {self.y.shape}")
+        if not np.all(np.isin(self.y, (-1.0, 1.0))):
+            raise ValueError("labels y must be -1 or +1")
+        if l2 < 0:
+            raise ValueError(f"l2 must be non-negative, got {l2}")
+        self.m, self.dim = self.X.shape
+        self.l2 = float(l2)
+        self.name = name
+
+    @property
+    def L(self) -> float:
+        """Smoothness bound ``l2 + λ_max(XᵀX)/(4m)``."""
+        return self.l2 + float(np.linalg.eigvalsh(self.X.T @ self.X)[-1]) / (4 * self.m)
+
+    @property
+    def mu(self) -> float:
+        """Strong-convexity bound ``l2``."""
+        return self.l2
+
+    def _margins(self, w):
+        return self.y * (np.asarray(w, dtype=float) @ self.X.T)
+
+    def value(self, w):
+        w = np.asarray(w, dtype=float)
+        return np.mean(np.logaddexp(0.0, -self._margins(w)), axis=-1) + 0.5 * self.l2 * (w * w).sum(-1)
+
+    def grad(self, w):
+        w = np.asarray(w, dtype=float)
+        s = _sigmoid(-self._margins(w))  # = 1 - σ(z)
+        return -(s * self.y) @ self.X / self.m + self.l2 * w
+
+    def hess(self, w):
+        z = self._margins(w)
+        d = _sigmoid(z) * _sigmoid(-z)
+        H = np.einsum("...i,ij,ik->...jk", d, self.X, self.X) / self.m
+        return H + self.l2 * np.eye(self.dim)
+
+
+def _sigmoid(z):
+    """Numerically stable logistic function."""
+    return np.exp(-np.logaddexp(0.0, -z))
