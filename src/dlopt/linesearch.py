@@ -67,7 +67,7 @@ class Backtracking:
     max_iter : give up (``RuntimeError``) after this many shrinks.
 
     After each call, ``evaluations`` holds the number of function values it computed and
-    ``trials`` the step sizes it tried.
+    ``trials`` the step sizes it tried; ``calls`` and ``total_evaluations`` accumulate over calls.
     """
 
     def __init__(self, eta0: float = 1.0, c: float = 1e-4, rho: float = 0.5, max_iter: int = 60):
@@ -80,6 +80,8 @@ class Backtracking:
         self.eta0, self.c, self.rho, self.max_iter = float(eta0), float(c), float(rho), int(max_iter)
         self.evaluations = 0
         self.trials: list[float] = []
+        self.calls = 0
+        self.total_evaluations = 0
 
     def __call__(self, objective, x, g, d) -> float:
         slope = _check_descent(g, d)
@@ -87,11 +89,14 @@ class Backtracking:
         eta = self.eta0
         self.trials = []
         self.evaluations = 1
+        self.calls += 1
+        self.total_evaluations += 1
         with np.errstate(over="ignore", invalid="ignore"):
             for _ in range(self.max_iter + 1):
                 self.trials.append(eta)
                 f_trial = float(objective.value(x + eta * d))
                 self.evaluations += 1
+                self.total_evaluations += 1
                 if f_trial <= fx + self.c * eta * slope:  # False for NaN: keep shrinking
                     return eta
                 eta *= self.rho
