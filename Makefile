@@ -23,7 +23,7 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	@mkdir -p _build
 	set -o pipefail; $(BIN)/jupyter-book build . --builder html -W -n --keep-going 2>&1 | tee $(BOOKLOG)
-	@! grep -E "WARNING|ERROR" $(BOOKLOG) >/dev/null || { echo "book build logged warnings (see $(BOOKLOG))"; exit 1; }
+	@! grep -E "WARNING|ERROR" $(BOOKLOG) | grep -v "Kernel is running over TCP" || { echo "book build logged warnings (see $(BOOKLOG))"; exit 1; }
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)

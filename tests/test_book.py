@@ -46,8 +46,13 @@ def build_log() -> str:
     return log
 
 
+# ipykernel's own log line about its transport, printed by every kernel start; not a Sphinx warning
+KERNEL_NOISE = "Kernel is running over TCP without encryption"
+
+
 def test_book_builds_without_warnings(build_log):
-    bad = [line for line in build_log.splitlines() if re.search(r"WARNING|ERROR|Traceback", line)]
+    bad = [line for line in build_log.splitlines()
+           if re.search(r"WARNING|ERROR|Traceback", line) and KERNEL_NOISE not in line]
     assert not bad, "book build logged problems:\n" + "\n".join(bad[:40])
 
 

@@ -121,3 +121,13 @@ def test_logistic_regression_curvature_bounds():
         assert f.mu - 1e-12 <= lam[0] and lam[-1] <= f.L + 1e-12
     with pytest.raises(ValueError, match="-1 or \\+1"):
         F.LogisticRegression(X, np.arange(50.0))
+
+
+def test_level_set_points_lie_on_the_level_set():
+    f = F.Himmelblau()
+    pieces = F.level_set(f, 30.0, xlim=(-5, 5), ylim=(-5, 5))
+    pts = np.concatenate(pieces)
+    assert len(pieces) >= 2 and len(pts) > 1000
+    np.testing.assert_allclose(f.value(pts), 30.0, atol=1e-8)
+    steps = np.linalg.norm(np.diff(pieces[0], axis=0), axis=1)
+    assert steps.max() < 0.0105  # resampled along the curve, no jumps

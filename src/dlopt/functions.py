@@ -28,6 +28,7 @@ __all__ = [
     "DoubleWell",
     "LeastSquares",
     "LogisticRegression",
+    "level_set",
     "random_rotation",
 ]
 
@@ -446,3 +447,29 @@ class LogisticRegression(Objective):
 def _sigmoid(z):
     """Numerically stable logistic function."""
     return np.exp(-np.logaddexp(0.0, -z))
+
+
+def level_set(objective: Objective, level: float, xlim=(-2, 2), ylim=(-2, 2), spacing: float = 0.01,
+              num: int = 600, newton_steps: int = 3) -> list[np.ndarray]:
+    r"""Points on the level curve :math:`S_c=\{x: f(x)=c\}` of a 2-D objective.
+
+    The curve is traced on a ``num × num`` grid (marching squares, via contourpy), resampled every
+    ``spacing`` units of arc length, and each sample is moved onto :math:`S_c` by Newton steps on
+    :math:`f(x)=c` along the gradient. Returns one ``(k, 2)`` array per connected piece, ordered
+    along the curve; pieces shorter than ``20 * spacing`` are dropped.
+    """
+    import contourpy
+
+    X, Y, Z = objective.on_grid(xlim, ylim, num)
+    pieces = []
+    for line in contourpy.contour_generator(X, Y, Z).lines(level):
+        arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
+        if arc[-1] < 20 * spacing:
+            continue
+        s = np.arange(0.0, arc[-1], spacing)
+        pts = np.stack([np.interp(s, arc, line[:, 0]), np.interp(s, arc, line[:, 1])], axis=1)
+        for _ in range(newton_steps):
+            g = objective.grad(pts)
+            pts = pts - ((objective.value(pts) - level) / np.maximum((g * g).sum(1), 1e-300))[:, None] * g
+        pieces.append(pts)
+    return pieces
