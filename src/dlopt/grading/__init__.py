@@ -19,7 +19,9 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["release_notebook", "release", "STUB"]
+from . import expect
+
+__all__ = ["release_notebook", "release", "STUB", "expect"]
 
 STUB = 'raise NotImplementedError("Exercise: replace this line with your solution")'
 _CODE_REGION = re.compile(
