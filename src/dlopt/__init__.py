@@ -7,7 +7,9 @@ Every chapter and exercise of the book imports this package instead of copying c
 - :mod:`dlopt.trajectory` -- iterate a rule on an objective and record the path;
 - :mod:`dlopt.linesearch` -- exact (quadratic) and backtracking Armijo line searches;
 - :mod:`dlopt.data` -- synthetic data sets (nothing is downloaded);
-- :mod:`dlopt.plots` -- the book's figures in one style.
+- :mod:`dlopt.plots` -- the book's figures in one style;
+- :mod:`dlopt.calculus` -- finite-difference derivatives, Taylor models, critical points;
+- :mod:`dlopt.information` -- entropy, cross-entropy, KL divergence, softmax.
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ import random
 import numpy as np
 
 from . import data, functions, linesearch, rules
+from . import calculus, information
 from .trajectory import Trajectory, run
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Trajectory",
+    "calculus",
     "data",
     "device",
     "functions",
+    "information",
     "linesearch",
     "rules",
     "run",

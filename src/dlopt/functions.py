@@ -473,3 +473,93 @@ def level_set(objective: Objective, level: float, xlim=(-2, 2), ylim=(-2, 2), sp
             pts = pts - ((objective.value(pts) - level) / np.maximum((g * g).sum(1), 1e-300))[:, None] * g
         pieces.append(pts)
     return pieces
+
+
+# ------------------------------------------------------------------------------------------------
+# Objectives of the chapter "Mathematical foundations"
+# ------------------------------------------------------------------------------------------------
+class MonkeySaddle(Objective):
+    r"""The monkey saddle :math:`f(x,y)=x^3-3xy^2`: one critical point, the origin, where the
+    gradient *and* the Hessian vanish -- a degenerate saddle (three valleys, three ridges) that the
+    second-order test cannot classify. It is harmonic: :math:`\Delta f=6x-6x=0`."""
+
+    name = "monkey saddle"
+    dim = 2
+
+    def value(self, x):
+        x = _point(x)
+        X, Y = x[..., 0], x[..., 1]
+        return X**3 - 3 * X * Y**2
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        X, Y = x[..., 0], x[..., 1]
+        return np.stack([3 * X**2 - 3 * Y**2, -6 * X * Y], axis=-1)
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        X, Y = x[..., 0], x[..., 1]
+        H = np.empty(x.shape[:-1] + (2, 2))
+        H[..., 0, 0] = 6 * X
+        H[..., 1, 1] = -6 * X
+        H[..., 0, 1] = H[..., 1, 0] = -6 * Y
+        return H
+
+
+class PLNonconvex(Objective):
+    r"""A non-convex function that satisfies the Polyak--Łojasiewicz inequality:
+
+    .. math:: f(x) = \sum_{i=1}^n \big(x_i^2 + a\sin^2 x_i\big), \qquad a = 3 \text{ by default}.
+
+    Its only critical point is the global minimiser :math:`0` (:math:`f^\star=0`), yet
+    :math:`f''=2+2a\cos 2x_i` is negative where :math:`\cos2x_i<-1/a`, so it is not convex for
+    :math:`a>1`. It is :math:`L`-smooth with :math:`L=2+2a` and satisfies
+    :math:`\tfrac12\lVert\nabla f(x)\rVert^2\ge\mu\,(f(x)-f^\star)` for all :math:`x`; for
+    ``a=3`` the example of Karimi, Nutini and Schmidt (2016) quotes :math:`\mu=1/32`, and
+    :attr:`pl_constant` computes the best constant numerically (it is about ``0.175``).
+    """
+
+    def __init__(self, dim: int = 1, a: float = 3.0):
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        if a < 0:
+            raise ValueError(f"a must be non-negative, got {a}")
+        self.dim, self.a = int(dim), float(a)
+        self.name = f"x² + {a:g} sin² x" if dim == 1 else f"Σ xᵢ² + {a:g} sin² xᵢ (n={dim})"
+
+    @property
+    def minimizer(self) -> np.ndarray:
+        return np.zeros(self.dim)
+
+    minimum = 0.0
+
+    @property
+    def L(self) -> float:
+        """Smoothness constant ``2 + 2a`` (the largest value of ``f''``)."""
+        return 2.0 + 2.0 * self.a
+
+    @property
+    def pl_constant(self) -> float:
+        r"""The largest :math:`\mu` with :math:`\tfrac12 f'(t)^2\ge\mu f(t)` for the 1-D summand,
+        found on a fine grid (the ratio tends to 2 as :math:`t\to0`, so the infimum is attained
+        away from 0); it is also the PL constant of the separable sum."""
+        t = np.linspace(1e-3, 20.0, 400_001)
+        d = 2 * t + self.a * np.sin(2 * t)
+        return float(np.min(0.5 * d * d / (t * t + self.a * np.sin(t) ** 2)))
+
+    def value(self, x):
+        x = _point(x)
+        s = x.sin() if hasattr(x, "detach") else np.sin(x)
+        return (x**2 + self.a * s**2).sum(-1)
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        return 2 * x + self.a * np.sin(2 * x)
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        d = 2 + 2 * self.a * np.cos(2 * x)
+        return d[..., :, None] * np.eye(self.dim)
+
+
+__all__ += ["MonkeySaddle", "PLNonconvex"]

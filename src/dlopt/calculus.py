@@ -1,0 +1,188 @@
+r"""Derivatives by finite differences, Taylor models and critical points.
+
+The book's objectives (:mod:`dlopt.functions`) carry exact gradients and Hessians; the tools here
+check them, and give derivatives of functions that have none written out:
+
+>>> f = lambda x: x[0] ** 2 * x[1]
+>>> gradient(f, [1.0, 2.0])            # central differences, error O(h^2)
+array([4., 1.])
+>>> classify(hessian(f, [1.0, 0.0]))   # eigenvalues of opposite sign
+'saddle'
+
+Every function takes a plain callable ``f(x)`` of a numpy vector (an
+:class:`~dlopt.functions.Objective` works too, it is callable).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+__all__ = [
+    "gradient",
+    "jacobian",
+    "hessian",
+    "directional_derivative",
+    "gradient_error",
+    "taylor",
+    "classify",
+    "critical_points",
+    "CRITICAL_POINT_KINDS",
+]
+
+#: The labels :func:`classify` returns.
+CRITICAL_POINT_KINDS = ("minimum", "maximum", "saddle", "degenerate")
+
+
+def _vector(x) -> np.ndarray:
+    x = np.array(x, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f"x must be a vector, got shape {x.shape}")
+    return x
+
+
+def gradient(f: Callable, x, h: float = 1e-6) -> np.ndarray:
+    r"""Central-difference gradient :math:`\partial_i f\approx\frac{f(x+he_i)-f(x-he_i)}{2h}`.
+
+    The truncation error is :math:`O(h^2)`; rounding adds about :math:`\varepsilon|f|/h`, so
+    :math:`h\approx10^{-6}` balances the two in double precision.
+    """
+    x = _vector(x)
+    g = np.empty_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (float(f(x + e)) - float(f(x - e))) / (2 * h)
+    return g
+
+
+def jacobian(F: Callable, x, h: float = 1e-6) -> np.ndarray:
+    r"""Central-difference Jacobian of a vector field :math:`F:\mathbb R^n\to\mathbb R^m`.
+
+    Returns the ``(m, n)`` matrix :math:`J_{ij}=\partial F_i/\partial x_j` (a scalar ``F`` gives
+    one row, the transposed gradient).
+    """
+    x = _vector(x)
+    cols = []
+    for j in range(x.size):
+        e = np.zeros_like(x)
+        e[j] = h
+        cols.append((np.atleast_1d(np.asarray(F(x + e), dtype=float))
+                     - np.atleast_1d(np.asarray(F(x - e), dtype=float))) / (2 * h))
+    return np.stack(cols, axis=-1)
+
+
+def hessian(f: Callable, x, h: float = 1e-4, grad: Callable | None = None) -> np.ndarray:
+    r"""Finite-difference Hessian, symmetrised.
+
+    With ``grad`` (an exact gradient) it is the central-difference Jacobian of the gradient,
+    step ``h``; otherwise second differences of ``f``:
+    :math:`\frac{f(x+he_i+he_j)-f(x+he_i-he_j)-f(x-he_i+he_j)+f(x-he_i-he_j)}{4h^2}`.
+    Both have truncation error :math:`O(h^2)`.
+    """
+    x = _vector(x)
+    n = x.size
+    if grad is not None:
+        H = jacobian(lambda z: np.asarray(grad(z), dtype=float), x, h)
+    else:
+        H = np.empty((n, n))
+        E = np.eye(n) * h
+        for i in range(n):
+            for j in range(i, n):
+                H[i, j] = H[j, i] = (float(f(x + E[i] + E[j])) - float(f(x + E[i] - E[j]))
+                                     - float(f(x - E[i] + E[j])) + float(f(x - E[i] - E[j]))) / (4 * h * h)
+    return 0.5 * (H + H.T)
+
+
+def directional_derivative(f: Callable, x, v, h: float = 1e-6) -> float:
+    r"""Central-difference :math:`\frac{d}{dt}f(x+tv)\big|_{t=0}` (``v`` is used as given, not
+    normalised)."""
+    x, v = _vector(x), _vector(v)
+    return (float(f(x + h * v)) - float(f(x - h * v))) / (2 * h)
+
+
+def gradient_error(f: Callable, grad: Callable, x, h: float = 1e-6) -> float:
+    r"""Relative error :math:`\lVert g-\hat g\rVert/\max(1,\lVert g\rVert)` between ``grad(x)`` and
+    the finite-difference gradient -- a gradient check; below about ``1e-6`` the two agree."""
+    g = np.asarray(grad(_vector(x)), dtype=float)
+    return float(np.linalg.norm(g - gradient(f, x, h)) / max(1.0, np.linalg.norm(g)))
+
+
+def taylor(objective, x, d, order: int = 2):
+    r"""Taylor model of ``objective`` at ``x`` evaluated at the displacement ``d``.
+
+    ``order=0``: :math:`f(x)`; ``order=1``: :math:`f(x)+\nabla f(x)^\top d`; ``order=2``: adds
+    :math:`\tfrac12 d^\top\nabla^2f(x)d`. ``d`` may be a stack of displacements of shape
+    ``(..., n)``. The objective needs ``value``, ``grad`` and (for order 2) ``hess``.
+    """
+    if order not in (0, 1, 2):
+        raise ValueError(f"order must be 0, 1 or 2, got {order}")
+    x = _vector(x)
+    d = np.asarray(d, dtype=float)
+    out = np.full(d.shape[:-1], float(objective.value(x)))
+    if order >= 1:
+        out = out + d @ objective.grad(x)
+    if order == 2:
+        out = out + 0.5 * np.einsum("...i,ij,...j->...", d, objective.hess(x), d)
+    return out if out.ndim else float(out)
+
+
+def classify(H, tol: float = 1e-8) -> str:
+    r"""Classify a critical point by the eigenvalues of its (symmetric) Hessian ``H``.
+
+    Returns ``"minimum"`` if all eigenvalues exceed ``tol`` (positive definite: a strict local
+    minimum), ``"maximum"`` if all are below ``-tol``, ``"saddle"`` if there are eigenvalues
+    above ``tol`` *and* below ``-tol`` (indefinite), and ``"degenerate"`` otherwise -- some
+    eigenvalue is (numerically) zero and the second-order test is inconclusive.
+    """
+    H = np.asarray(H, dtype=float)
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"H must be a square matrix, got shape {H.shape}")
+    lam = np.linalg.eigvalsh(0.5 * (H + H.T))
+    scale = max(1.0, float(np.abs(lam).max()))
+    t = tol * scale
+    if np.all(lam > t):
+        return "minimum"
+    if np.all(lam < -t):
+        return "maximum"
+    if lam.min() < -t and lam.max() > t:
+        return "saddle"
+    return "degenerate"
+
+
+def critical_points(objective, xlim=(-2, 2), ylim=(-2, 2), num: int = 15, tol: float = 1e-10,
+                    max_iter: int = 100, merge: float = 1e-3) -> np.ndarray:
+    r"""All critical points (:math:`\nabla f=0`) of a 2-D objective found inside a box.
+
+    Newton's method on the equation :math:`\nabla f(x)=0` (steps
+    :math:`-\nabla^2f(x)^{-1}\nabla f(x)`, least-squares when the Hessian is singular) is started
+    from a ``num × num`` grid over the box; converged points inside the box are merged when they
+    lie within ``merge`` of each other. Returns an ``(k, 2)`` array sorted by ``x₁`` then ``x₂``.
+    Newton converges to a critical point of *any* type, which is why it finds saddles and maxima
+    as well as minima. Degenerate critical points converge slowly and are located only to about
+    ``sqrt(tol)``.
+    """
+    if objective.dim != 2:
+        raise ValueError(f"critical_points needs a 2-D objective, {objective.name} has dim={objective.dim}")
+    gx, gy = np.meshgrid(np.linspace(*xlim, num), np.linspace(*ylim, num))
+    found: list[np.ndarray] = []
+    for x in np.stack([gx.ravel(), gy.ravel()], axis=1):
+        for _ in range(max_iter):
+            g = objective.grad(x)
+            if np.linalg.norm(g) <= tol:
+                break
+            step = np.linalg.lstsq(objective.hess(x), g, rcond=None)[0]
+            x = x - step
+            if not np.all(np.isfinite(x)) or np.abs(x).max() > 1e6:
+                break
+        else:
+            continue
+        if not np.all(np.isfinite(x)) or np.linalg.norm(objective.grad(x)) > tol:
+            continue
+        if not (xlim[0] <= x[0] <= xlim[1] and ylim[0] <= x[1] <= ylim[1]):
+            continue
+        if all(np.linalg.norm(x - p) > merge for p in found):
+            found.append(x.copy())
+    pts = np.array(found).reshape(-1, 2)
+    return pts[np.lexsort((pts[:, 1], pts[:, 0]))] if len(pts) else pts
