@@ -28,6 +28,8 @@ __all__ = [
     "DoubleWell",
     "LeastSquares",
     "LogisticRegression",
+    "RobustRegression",
+    "OnlineLinear",
     "level_set",
     "random_rotation",
 ]
@@ -444,6 +446,140 @@ class LogisticRegression(Objective):
         return H + self.l2 * np.eye(self.dim)
 
 
+
+class RobustRegression(Objective):
+    r"""Linear regression with the bounded, non-convex Geman--McClure loss
+    :math:`\rho(r)=r^2/(1+r^2)`:
+
+    .. math:: f(w) = \frac1m\sum_{i=1}^m \rho(x_i^\top w - y_i).
+
+    Non-convex (:math:`\rho''<0` for :math:`|r|>1/\sqrt3`), bounded below by 0, and the per-sample
+    gradients :math:`\rho'(r_i)x_i` are bounded: :math:`|\rho'|\le 3\sqrt3/8`, so every
+    stochastic gradient satisfies :math:`\lVert g\rVert_\infty\le G` with
+    ``G = 3√3/8 · max|X|`` (:attr:`G`). Since :math:`|\rho''|\le2`, ``f`` is :math:`L`-smooth with
+    ``L = 2 λ_max(XᵀX)/m`` (:attr:`L`). The standard testbed for non-convex stochastic
+    convergence theorems that assume bounded gradients.
+
+    ``value``/``grad``/``hess`` accept stacks of points ``(..., n)``; :meth:`batch_grad` accepts a
+    stack of points ``(S, n)`` with one index set per point ``(S, b)``, so many independent runs
+    can advance at once.
+    """
+
+    def __init__(self, X, y, name: str = "robust regression"):
+        self.X = np.asarray(X, dtype=float)
+        self.y = np.asarray(y, dtype=float).reshape(-1)
+        if self.X.ndim != 2 or self.X.shape[0] != self.y.shape[0]:
+            raise ValueError(f"X must be (m, n) and y (m,), got {self.X.shape} and {self.y.shape}")
+        self.m, self.dim = self.X.shape
+        self.name = name
+
+    @property
+    def L(self) -> float:
+        """Smoothness bound ``2 λ_max(XᵀX)/m`` (from ``|ρ''| ≤ 2``)."""
+        return 2.0 * float(np.linalg.eigvalsh(self.X.T @ self.X)[-1]) / self.m
+
+    @property
+    def G(self) -> float:
+        """Bound ``3√3/8 · max|X_ij|`` on the ∞-norm of every per-sample gradient."""
+        return 3.0 * np.sqrt(3.0) / 8.0 * float(np.abs(self.X).max())
+
+    def residual(self, w):
+        return np.asarray(w, dtype=float) @ self.X.T - self.y
+
+    def value(self, w):
+        r2 = self.residual(w) ** 2
+        return np.mean(r2 / (1.0 + r2), axis=-1)
+
+    def grad(self, w):
+        r = self.residual(w)
+        return (2.0 * r / (1.0 + r * r) ** 2) @ self.X / self.m
+
+    def hess(self, w):
+        r = self.residual(w)
+        d = (2.0 - 6.0 * r * r) / (1.0 + r * r) ** 3
+        return np.einsum("...i,ij,ik->...jk", d, self.X, self.X) / self.m
+
+    def batch_grad(self, w, idx):
+        r"""Mini-batch gradient :math:`\frac1{|B|}\sum_{i\in B}\rho'(x_i^\top w-y_i)\,x_i`.
+
+        ``w`` of shape ``(n,)`` with ``idx`` of shape ``(b,)``, or ``w`` of shape ``(S, n)`` with
+        ``idx`` of shape ``(S, b)`` (one batch per row of ``w``).
+        """
+        w = np.asarray(w, dtype=float)
+        idx = np.asarray(idx)
+        Xb = self.X[idx]  # (b, n) or (S, b, n)
+        r = np.einsum("...bn,...n->...b", Xb, w) - self.y[idx]
+        return np.einsum("...b,...bn->...n", 2.0 * r / (1.0 + r * r) ** 2, Xb) / idx.shape[-1]
+
+    def sampler(self, batch_size: int, rng: np.random.Generator):
+        """A gradient oracle ``g(w, t)`` drawing a fresh mini-batch (with replacement) per call;
+        for a stack ``w`` of shape ``(S, n)`` each row gets its own batch."""
+        if not 1 <= batch_size <= self.m:
+            raise ValueError(f"batch_size must be in [1, {self.m}], got {batch_size}")
+
+        def oracle(w, t):
+            shape = np.shape(w)[:-1] + (batch_size,)
+            return self.batch_grad(w, rng.integers(0, self.m, size=shape))
+
+        return oracle
+
+
+class OnlineLinear(Objective):
+    r"""The online problem of Reddi, Kale and Kumar (2018) on which Adam fails.
+
+    On the interval :math:`[-1,1]` the losses are linear, :math:`f_t(x)=C x` for
+    :math:`t=1,4,7,\dots` and :math:`f_t(x)=-x` otherwise (``C > 2``). Their average
+    :math:`f(x)=\frac{C-2}{3}x` -- what :meth:`value` returns -- is minimised at
+    :math:`x^\star=-1`. :meth:`online_grad` is the gradient oracle ``g(x, k)`` of step ``k``
+    (``k = 0, 1, 2, …``, so ``k % 3 == 0`` is the large gradient ``C``); pass it to
+    :func:`dlopt.run` as ``grad=`` or to :func:`dlopt.experiments.run_batch`, projecting onto
+    :attr:`bounds`.
+    """
+
+    dim = 1
+    bounds = (-1.0, 1.0)
+
+    def __init__(self, C: float = 3.0):
+        if C <= 2:
+            raise ValueError(f"C must exceed 2, got {C}")
+        self.C = float(C)
+        self.name = f"Reddi et al. online problem (C={C:g})"
+
+    @property
+    def minimizer(self) -> np.ndarray:
+        return np.array([-1.0])
+
+    @property
+    def minimum(self) -> float:
+        return -(self.C - 2.0) / 3.0
+
+    def value(self, x):
+        return (self.C - 2.0) / 3.0 * np.asarray(x, dtype=float)[..., 0]
+
+    def grad(self, x):
+        return np.full_like(np.asarray(x, dtype=float), (self.C - 2.0) / 3.0)
+
+    def hess(self, x):
+        return np.zeros(np.shape(x) + (1,))
+
+    def online_grad(self, x, k):
+        """Gradient of the loss of step ``k``: ``C`` when ``k % 3 == 0``, else ``-1``."""
+        return np.full_like(np.asarray(x, dtype=float), self.C if k % 3 == 0 else -1.0)
+
+    def loss(self, x, k):
+        """The loss :math:`f_{k+1}(x)` of step ``k``."""
+        return (self.C if k % 3 == 0 else -1.0) * np.asarray(x, dtype=float)[..., 0]
+
+    def regret(self, xs):
+        r"""Average regret :math:`\frac1T\big(\sum_{k<T} f_{k+1}(x_k) - \min_x\sum_{k<T} f_{k+1}(x)\big)`
+        of the iterates ``xs[0..T-1]`` (shape ``(T, 1)`` or ``(T,)``)."""
+        xs = np.asarray(xs, dtype=float).reshape(len(xs), -1)[:, 0]
+        T = len(xs)
+        coef = np.where(np.arange(T) % 3 == 0, self.C, -1.0)
+        total = coef.sum()
+        best = min(total * -1.0, total * 1.0)
+        return float((coef @ xs - best) / T)
+
 def _sigmoid(z):
     """Numerically stable logistic function."""
     return np.exp(-np.logaddexp(0.0, -z))
@@ -563,3 +699,175 @@ class PLNonconvex(Objective):
 
 
 __all__ += ["MonkeySaddle", "PLNonconvex"]
+
+
+class PlateauValley(Objective):
+    r"""A plateau that ends in a narrow valley (the momentum chapter's seed example):
+
+    .. math:: f(x, y) = 1 - \varphi(x) + \tfrac12\big(\gamma\,\varphi(x) + \delta\big)\,y^2,
+              \qquad \varphi(x) = e^{-x^2/(2w^2)} .
+
+    For :math:`|x|\gg w` the function is an almost flat plateau (height 1, tiny gradient along
+    :math:`x`, gentle curvature :math:`\delta` across it); near :math:`x=0` it drops into a valley
+    of width about ``width`` whose walls have curvature :math:`\gamma+\delta` across it. The unique
+    minimiser is the origin, with value 0 (``f ≥ 0`` everywhere).
+    """
+
+    dim = 2
+    minimizer = np.array([0.0, 0.0])
+    minimum = 0.0
+
+    def __init__(self, gamma: float = 100.0, width: float = 0.6, delta: float = 1.0):
+        if gamma < 0 or width <= 0 or delta <= 0:
+            raise ValueError("need gamma >= 0, width > 0 and delta > 0")
+        self.gamma, self.width, self.delta = float(gamma), float(width), float(delta)
+        self.name = f"plateau and valley (γ={gamma:g})"
+
+    def _phi(self, x):
+        z = -(x**2) / (2 * self.width**2)
+        return z.exp() if hasattr(z, "detach") else np.exp(z)
+
+    def value(self, p):
+        p = _point(p)
+        x, y = p[..., 0], p[..., 1]
+        phi = self._phi(x)
+        return 1 - phi + 0.5 * (self.gamma * phi + self.delta) * y**2
+
+    def grad(self, p):
+        p = np.asarray(p, dtype=float)
+        x, y = p[..., 0], p[..., 1]
+        phi = self._phi(x)
+        dphi = -x / self.width**2 * phi
+        return np.stack([dphi * (0.5 * self.gamma * y**2 - 1), (self.gamma * phi + self.delta) * y], axis=-1)
+
+    def hess(self, p):
+        p = np.asarray(p, dtype=float)
+        x, y = p[..., 0], p[..., 1]
+        phi = self._phi(x)
+        w2 = self.width**2
+        dphi = -x / w2 * phi
+        d2phi = (x**2 / w2 - 1) / w2 * phi
+        H = np.empty(p.shape[:-1] + (2, 2))
+        H[..., 0, 0] = d2phi * (0.5 * self.gamma * y**2 - 1)
+        H[..., 1, 1] = self.gamma * phi + self.delta
+        H[..., 0, 1] = H[..., 1, 0] = self.gamma * dphi * y
+        return H
+
+
+__all__ += ["PlateauValley"]
+
+
+class TwoBasin(Objective):
+    r"""A 1-D landscape with a *sharp* and a *flat* minimum of nearly equal depth:
+
+    .. math:: f(x) = -d_s\,e^{-(x-c_s)^2/(2w_s^2)} - d_f\,e^{-(x-c_f)^2/(2w_f^2)} + q\,x^4 .
+
+    With the defaults the sharp minimum sits near :math:`x=-1` (curvature about 11), the flat
+    one near :math:`x=1.43` (curvature about 1.9), separated by a barrier near :math:`x=-0.2`;
+    the quartic term keeps walkers from escaping to infinity. The critical points are located
+    numerically on construction: ``x_sharp``, ``x_saddle``, ``x_flat`` (floats), the barrier
+    heights ``barrier_sharp = f(x_saddle) - f(x_sharp)`` and ``barrier_flat``, and the
+    curvatures ``curv_sharp``, ``curv_saddle`` (negative), ``curv_flat``.
+    """
+
+    dim = 1
+
+    def __init__(self, sharp=(-1.0, 0.3, 1.0), flat=(1.5, 0.8, 1.05), quartic: float = 0.01):
+        (self.cs, self.ws, self.ds), (self.cf, self.wf, self.df) = map(
+            lambda t: tuple(float(v) for v in t), (sharp, flat))
+        if min(self.ws, self.wf, self.ds, self.df) <= 0 or quartic <= 0:
+            raise ValueError("widths, depths and the quartic coefficient must be positive")
+        if not self.cs < self.cf:
+            raise ValueError("the sharp well's centre must lie left of the flat well's centre")
+        self.q = float(quartic)
+        self.name = "two-basin landscape"
+        from scipy.optimize import brentq
+
+        grid = np.linspace(self.cs - 4 * self.ws, self.cf + 4 * self.wf, 20001)
+        g = self._d1(grid)
+        roots = [brentq(self._d1, grid[i], grid[i + 1])
+                 for i in np.nonzero(np.sign(g[:-1]) != np.sign(g[1:]))[0]]
+        if len(roots) != 3:
+            raise ValueError(f"these parameters do not give two basins ({len(roots)} critical points)")
+        self.x_sharp, self.x_saddle, self.x_flat = roots
+        self.minimizers = np.array([[self.x_sharp], [self.x_flat]])
+        self.curv_sharp, self.curv_saddle, self.curv_flat = (float(self._d2(r)) for r in roots)
+        self.barrier_sharp = float(self._f(self.x_saddle) - self._f(self.x_sharp))
+        self.barrier_flat = float(self._f(self.x_saddle) - self._f(self.x_flat))
+
+    def _wells(self, x):
+        es = self.ds * np.exp(-((x - self.cs) ** 2) / (2 * self.ws**2))
+        ef = self.df * np.exp(-((x - self.cf) ** 2) / (2 * self.wf**2))
+        return es, ef
+
+    def _f(self, x):
+        es, ef = self._wells(x)
+        return -es - ef + self.q * x**4
+
+    def _d1(self, x):
+        es, ef = self._wells(x)
+        return es * (x - self.cs) / self.ws**2 + ef * (x - self.cf) / self.wf**2 + 4 * self.q * x**3
+
+    def _d2(self, x):
+        es, ef = self._wells(x)
+        us, uf = (x - self.cs) / self.ws, (x - self.cf) / self.wf
+        return es * (1 - us**2) / self.ws**2 + ef * (1 - uf**2) / self.wf**2 + 12 * self.q * x**2
+
+    def value(self, x):
+        x = np.asarray(x, dtype=float)
+        return self._f(x[..., 0])
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        return self._d1(x[..., 0])[..., None]
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        return self._d2(x[..., 0])[..., None, None]
+
+    def in_flat_basin(self, x):
+        """True where ``x`` lies right of the barrier (in the flat minimum's basin)."""
+        return np.asarray(x, dtype=float)[..., 0] > self.x_saddle
+
+
+class QuarticBowl(Objective):
+    r""":math:`f(x)=\frac a4\lVert x\rVert^4+\frac12\sum_i\lambda_i x_i^2`: a convex bowl whose
+    curvature is high far from the minimiser (the origin) and low near it.
+
+    The Hessian is :math:`a(\lVert x\rVert^2I+2xx^\top)+\mathrm{diag}(\lambda)`, so the local
+    smoothness :meth:`local_L` is :math:`3a\lVert x\rVert^2+\lambda_{\max}` along the top
+    eigenvector and the step that is stable at the end of training (:math:`2/\lambda_{\max}`) can
+    be far too large at a distant starting point -- the toy model for learning-rate warmup.
+    """
+
+    def __init__(self, eigenvalues=(1.0, 0.2), a: float = 1.0):
+        self.lam = np.asarray(eigenvalues, dtype=float).reshape(-1)
+        if np.any(self.lam <= 0) or a <= 0:
+            raise ValueError("eigenvalues and a must be positive")
+        self.a = float(a)
+        self.dim = self.lam.size
+        self.name = "quartic bowl"
+        self.minimizer = np.zeros(self.dim)
+        self.minimum = 0.0
+
+    def value(self, x):
+        x = _point(x)
+        r2 = (x * x).sum(-1)
+        lam = self.lam if isinstance(x, np.ndarray) else _like(self.lam, x)
+        return 0.25 * self.a * r2**2 + 0.5 * (lam * x * x).sum(-1)
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        return self.a * (x * x).sum(-1, keepdims=True) * x + self.lam * x
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        r2 = (x * x).sum(-1)[..., None, None]
+        return self.a * (r2 * np.eye(self.dim) + 2 * x[..., :, None] * x[..., None, :]) + np.diag(self.lam)
+
+    def local_L(self, x):
+        """Largest Hessian eigenvalue at ``x`` (the local smoothness constant)."""
+        return np.linalg.eigvalsh(self.hess(x))[..., -1]
+
+
+__all__ += ["TwoBasin", "QuarticBowl"]
