@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["linear_regression"]
+__all__ = ["digits", "linear_regression"]
 
 
 def linear_regression(m: int = 200, n: int = 2, noise: float = 0.1, seed: int = 0, condition: float = 1.0):
@@ -24,3 +24,23 @@ def linear_regression(m: int = 200, n: int = 2, noise: float = 0.1, seed: int = 
     w_star = rng.standard_normal(n)
     y = X @ w_star + noise * rng.standard_normal(m)
     return X, y, w_star
+
+
+def digits(test_size: float = 0.2, seed: int = 0):
+    """scikit-learn's bundled 8×8 handwritten digits (1797 images, 10 classes; no download).
+
+    Returns ``(X_train, y_train, X_test, y_test)`` as numpy arrays: images of shape
+    ``(m, 1, 8, 8)`` as float32 scaled to ``[0, 1]`` (pixel values 0..16 divided by 16), labels
+    as int64. The split is stratified by class and fixed by ``seed``.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    bunch = load_digits()
+    X = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, random_state=seed,
+                                                        stratify=y)
+    return X_train, y_train, X_test, y_test

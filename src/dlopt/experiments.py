@@ -1,0 +1,185 @@
+r"""Experiment harnesses for the chapter on adaptive methods (and anyone who needs them).
+
+- :func:`replay` feeds a *given* gradient sequence to an update rule and records the rule's state
+  (moment estimates, accumulators) and the step it took, one row per step -- the way to tabulate
+  what Adam or RMSProp does with an outlier or a sign-flipping gradient.
+- :func:`run_batch` advances many independent runs at once: the iterate is an ``(S, n)`` array,
+  one row per run (seed), and the rules of :mod:`dlopt.rules`, being coordinate-wise, update all
+  rows in one call. An optional projection keeps the iterates in a box (online problems).
+- :func:`mean_ci` turns the per-seed results into a mean and a confidence half-width.
+- :func:`digits_cnn` and :func:`train_classifier` train a small CNN on scikit-learn's digits with
+  any ``torch.optim``-style optimizer, on ``dlopt.device()``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["replay", "run_batch", "mean_ci", "digits_cnn", "train_classifier"]
+
+
+def _schedule(lr):
+    return lr if callable(lr) else (lambda k, _lr=float(lr): _lr)
+
+
+def replay(rule: Callable, grads, *, lr, x0=None, **hyperparameters) -> dict:
+    """Apply ``rule`` to the gradient sequence ``grads`` (shape ``(T, n)`` or ``(T,)``).
+
+    The gradients are *given* (they do not depend on the iterate), so the record shows how the
+    rule turns a gradient history into steps. Returns a dict of arrays with one row per step:
+    ``"x"`` (the iterate after the step), ``"step"`` (``x_{t} - x_{t-1}``), ``"grad"``, and one
+    entry per array-valued or scalar entry of the rule's ``state`` after the step (for example
+    ``"exp_avg"`` and ``"exp_avg_sq"`` for Adam).
+    """
+    g = np.asarray(grads, dtype=float)
+    squeeze = g.ndim == 1
+    g = g.reshape(len(g), -1)
+    schedule = _schedule(lr)
+    x = np.zeros(g.shape[1]) if x0 is None else np.array(x0, dtype=float).reshape(-1).copy()
+    state: dict = {}
+    rows: dict[str, list] = {"x": [], "step": [], "grad": []}
+    for k, gk in enumerate(g):
+        before = x.copy()
+        rule(x, gk, state, lr=schedule(k), **hyperparameters)
+        rows["x"].append(x.copy())
+        rows["step"].append(x - before)
+        rows["grad"].append(gk.copy())
+        for key, value in state.items():
+            if isinstance(value, (int, float, np.ndarray, np.number)):
+                rows.setdefault(key, []).append(np.array(value, dtype=float, copy=True))
+    out = {key: np.array(v) for key, v in rows.items()}
+    if squeeze:
+        out = {key: (v[:, 0] if v.ndim == 2 and v.shape[1] == 1 else v) for key, v in out.items()}
+    return out
+
+
+def run_batch(rule: Callable, grad: Callable, x0, steps: int, *, lr, project=None, every: int = 1,
+              progress: bool = False, desc: str | None = None, **hyperparameters) -> np.ndarray:
+    """Run ``steps`` iterations of ``rule`` on a stack of independent iterates.
+
+    Parameters
+    ----------
+    rule
+        A coordinate-wise rule of :mod:`dlopt.rules` (``rule(param, grad, state, lr=..., **hp)``).
+    grad
+        Gradient oracle ``grad(X, k) -> array`` of the same shape as ``X``, where ``X`` holds one
+        iterate per row (for instance a mini-batch sampler that draws one batch per row).
+    x0
+        Starting points, shape ``(S, n)`` (``(n,)`` is treated as ``S = 1``).
+    lr
+        A constant step size or a schedule ``lr(k)``.
+    project
+        ``None``, a pair ``(low, high)`` to clip the iterates to after each step (projected
+        online methods), or a function modifying ``X`` in place.
+    every
+        Record the iterates every ``every`` steps (and always the last one).
+
+    Returns the recorded iterates, shape ``(records, S, n)``; row 0 is ``x0``.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be non-negative, got {steps}")
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    X = np.array(x0, dtype=float)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"x0 must have shape (S, n) or (n,), got {np.shape(x0)}")
+    if project is not None and not callable(project):
+        low, high = project
+        project = lambda Z, _lo=low, _hi=high: np.clip(Z, _lo, _hi, out=Z)  # noqa: E731
+    schedule = _schedule(lr)
+    state: dict = {}
+    record = [X.copy()]
+    iterator = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=desc or getattr(rule, "__name__", "run_batch"), leave=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in iterator:
+            rule(X, np.asarray(grad(X, k), dtype=float), state, lr=schedule(k), **hyperparameters)
+            if project is not None:
+                project(X)
+            if (k + 1) % every == 0 or k + 1 == steps:
+                record.append(X.copy())
+    return np.array(record)
+
+
+def mean_ci(values, axis: int = 0, z: float = 1.96):
+    """Mean and normal-approximation confidence half-width ``z·std/√S`` along ``axis``.
+
+    Non-finite entries (diverged runs) are kept: a NaN or inf in any run makes that mean non-finite,
+    so a diverging configuration cannot hide behind an average.
+    """
+    v = np.asarray(values, dtype=float)
+    S = v.shape[axis]
+    if S < 2:
+        raise ValueError("need at least two runs for a confidence interval")
+    with np.errstate(invalid="ignore", over="ignore"):
+        return v.mean(axis=axis), z * v.std(axis=axis, ddof=1) / np.sqrt(S)
+
+
+def digits_cnn(channels: tuple[int, int] = (16, 32), classes: int = 10):
+    """A small CNN for 1×8×8 images: two 3×3 conv layers with ReLU, 2×2 max-pooling, a linear head."""
+    from torch import nn
+
+    c1, c2 = channels
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(c2 * 16, classes),
+    )
+
+
+def train_classifier(model, optimizer, X_train, y_train, X_test, y_test, *, epochs: int = 10,
+                     batch_size: int = 64, device=None, seed: int = 0, progress: bool = True,
+                     desc: str = "training") -> dict:
+    """Train ``model`` with cross-entropy and mini-batches reshuffled every epoch.
+
+    ``X_*``/``y_*`` are numpy arrays or tensors; they are moved once to ``device`` (default: the
+    model's device). Returns per-epoch lists ``train_loss`` (mean over the epoch's batches),
+    ``test_loss`` and ``test_acc``, plus ``seconds`` (wall time of the whole loop).
+    """
+    import time
+
+    import torch
+    from torch.nn import functional as F
+
+    if device is None:
+        device = next(model.parameters()).device
+    as_t = lambda a, dt: torch.as_tensor(a, dtype=dt).to(device)  # noqa: E731
+    Xtr, ytr = as_t(X_train, torch.float32), as_t(y_train, torch.long)
+    Xte, yte = as_t(X_test, torch.float32), as_t(y_test, torch.long)
+    gen = torch.Generator().manual_seed(seed)
+    m = len(Xtr)
+    history = {"train_loss": [], "test_loss": [], "test_acc": []}
+    start = time.perf_counter()
+    epochs_iter = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs_iter = tqdm(epochs_iter, desc=desc, leave=False)
+    for _ in epochs_iter:
+        model.train()
+        perm = torch.randperm(m, generator=gen).to(device)
+        total = torch.zeros((), device=device)
+        batches = 0
+        for i in range(0, m, batch_size):
+            idx = perm[i:i + batch_size]
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(Xtr[idx]), ytr[idx])
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            batches += 1
+        model.eval()
+        with torch.no_grad():
+            logits = model(Xte)
+            history["test_loss"].append(float(F.cross_entropy(logits, yte)))
+            history["test_acc"].append(float((logits.argmax(1) == yte).float().mean()))
+        history["train_loss"].append(float(total) / batches)
+    history["seconds"] = time.perf_counter() - start
+    return history
