@@ -9,7 +9,9 @@ Every chapter and exercise of the book imports this package instead of copying c
 - :mod:`dlopt.data` -- synthetic data sets (nothing is downloaded);
 - :mod:`dlopt.plots` -- the book's figures in one style;
 - :mod:`dlopt.calculus` -- finite-difference derivatives, Taylor models, critical points;
-- :mod:`dlopt.information` -- entropy, cross-entropy, KL divergence, softmax.
+- :mod:`dlopt.information` -- entropy, cross-entropy, KL divergence, softmax;
+- :mod:`dlopt.nn` -- activations, losses and a multilayer perceptron with hand-written backprop;
+- :mod:`dlopt.landscape` -- loss-landscape tools: symmetric minima, critical points, sharpness.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from . import data, functions, linesearch, rules
 from . import calculus, information
+from . import landscape, nn
 from .trajectory import Trajectory, run
 
 __version__ = "0.1.0"
@@ -31,7 +34,9 @@ __all__ = [
     "device",
     "functions",
     "information",
+    "landscape",
     "linesearch",
+    "nn",
     "rules",
     "run",
     "seed",

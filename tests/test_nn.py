@@ -1,0 +1,110 @@
+"""dlopt.nn: activations, losses and the MLP's backward pass against finite differences and torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlopt import nn
+
+rng = np.random.default_rng(0)
+
+
+def fd(f, x, h=1e-6):
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        out[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(nn.ACTIVATIONS))
+def test_activation_derivatives(name):
+    phi, dphi = nn.ACTIVATIONS[name]
+    z = rng.uniform(-4, 4, 50)
+    z = z[np.abs(z) > 1e-3]  # away from the ReLU kink
+    num = np.array([(phi(t + 1e-6) - phi(t - 1e-6)) / 2e-6 for t in z])
+    assert np.allclose(dphi(z), num, atol=1e-8)
+
+
+def test_sigmoid_is_stable_and_bounded():
+    z = np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0])
+    s = nn.sigmoid(z)
+    assert np.all(np.isfinite(s)) and s[0] == 0.0 and s[-1] == 1.0 and s[2] == 0.5
+    assert nn.sigmoid_grad(np.linspace(-10, 10, 2001)).max() == pytest.approx(0.25)
+
+
+def test_softmax_and_jacobian():
+    z = rng.standard_normal(5)
+    p = nn.softmax(z)
+    assert p.sum() == pytest.approx(1.0) and np.all(p > 0)
+    assert np.allclose(nn.softmax(z + 100.0), p)
+    J = np.array([fd(lambda t: nn.softmax(t)[i], z) for i in range(5)])
+    assert np.allclose(nn.softmax_jacobian(z), J, atol=1e-8)
+
+
+@pytest.mark.parametrize("loss", sorted(nn.LOSSES))
+def test_loss_gradients(loss):
+    value, grad = nn.LOSSES[loss]
+    if loss == "cross_entropy":
+        out, y = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
+    elif loss == "squared":
+        out, y = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
+    else:
+        out, y = rng.standard_normal(6) * 3, np.sign(rng.standard_normal(6))
+        out[np.abs(1 - y * out) < 1e-3] += 0.1  # away from the hinge kink
+    assert np.allclose(grad(out, y), fd(lambda o: value(o, y), out), atol=1e-8)
+
+
+def test_cross_entropy_rejects_float_labels():
+    with pytest.raises(ValueError):
+        nn.cross_entropy(np.zeros((3, 2)), np.array([0.0, 1.0, 0.0]))
+
+
+@pytest.mark.parametrize("activation", sorted(nn.ACTIVATIONS))
+@pytest.mark.parametrize("loss,k", [("squared", 1), ("squared", 3), ("cross_entropy", 3),
+                                    ("logistic", 1), ("hinge", 1)])
+def test_backprop_matches_finite_differences_and_autograd(activation, loss, k):
+    torch = pytest.importorskip("torch")
+    net = nn.MLP([3, 5, 4, k], activation=activation, seed=1)
+    X = rng.standard_normal((7, 3))
+    if loss == "cross_entropy":
+        y = rng.integers(0, k, 7)
+    elif loss == "squared":
+        y = rng.standard_normal((7, k)) if k > 1 else rng.standard_normal(7)
+    else:
+        y = np.sign(rng.standard_normal(7))
+    theta = net.theta + 0.3 * rng.standard_normal(net.n_params)
+    value, grad = net.loss_and_grad(theta, X, y, loss)
+    assert value == pytest.approx(net.loss(theta, X, y, loss))
+    assert np.allclose(grad, fd(lambda t: net.loss(t, X, y, loss), theta), atol=1e-7)
+    t = torch.tensor(theta, requires_grad=True)
+    net.loss(t, torch.tensor(X), y, loss).backward()
+    assert np.allclose(grad, t.grad.numpy(), atol=1e-12)
+
+
+def test_mlp_shapes_objective_and_errors():
+    net = nn.MLP([4, 3, 2], seed=0)
+    assert net.n_params == 4 * 3 + 3 + 3 * 2 + 2 and net.depth == 2
+    layers = net.unflatten(net.theta)
+    assert [W.shape for W, _ in layers] == [(4, 3), (3, 2)]
+    assert np.array_equal(net.flatten(layers), net.theta)
+    X, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
+    f = net.objective(X, y)
+    assert f.dim == net.n_params and f(net.theta) == pytest.approx(net.loss(net.theta, X, y))
+    with pytest.raises(ValueError):
+        nn.MLP([3, 2], activation="swish")
+    with pytest.raises(ValueError):
+        nn.MLP([3])
+    with pytest.raises(ValueError):
+        net.unflatten(np.zeros(3))
+    with pytest.raises(ValueError):
+        net.objective(X, y, loss="l1")
+
+
+def test_he_initialisation_scale():
+    net = nn.MLP([400, 400, 1], init_scale="he", seed=0)
+    W = net.unflatten(net.theta)[0][0]
+    assert W.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
