@@ -796,22 +796,22 @@ class TwoBasin(Objective):
         self.barrier_flat = float(self._f(self.x_saddle) - self._f(self.x_flat))
 
     def _wells(self, x):
-        es = self.ds * np.exp(-((x - self.cs) ** 2) / (2 * self.ws**2))
-        ef = self.df * np.exp(-((x - self.cf) ** 2) / (2 * self.wf**2))
-        return es, ef
+        us, uf = (x - self.cs) / self.ws, (x - self.cf) / self.wf
+        return self.ds * np.exp(-0.5 * us * us), self.df * np.exp(-0.5 * uf * uf)
 
     def _f(self, x):
         es, ef = self._wells(x)
-        return -es - ef + self.q * x**4
+        x2 = x * x
+        return -es - ef + self.q * x2 * x2
 
     def _d1(self, x):
         es, ef = self._wells(x)
-        return es * (x - self.cs) / self.ws**2 + ef * (x - self.cf) / self.wf**2 + 4 * self.q * x**3
+        return es * (x - self.cs) / self.ws**2 + ef * (x - self.cf) / self.wf**2 + 4 * self.q * x * x * x
 
     def _d2(self, x):
         es, ef = self._wells(x)
         us, uf = (x - self.cs) / self.ws, (x - self.cf) / self.wf
-        return es * (1 - us**2) / self.ws**2 + ef * (1 - uf**2) / self.wf**2 + 12 * self.q * x**2
+        return es * (1 - us**2) / self.ws**2 + ef * (1 - uf**2) / self.wf**2 + 12 * self.q * x * x
 
     def value(self, x):
         x = np.asarray(x, dtype=float)

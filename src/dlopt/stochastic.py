@@ -1,0 +1,298 @@
+r"""Stochastic gradients: noisy oracles, ensembles of runs, noise floors, escape times, averaging.
+
+The chapter *Stochastic gradient methods* asks questions about *distributions* of runs -- the mean
+loss over hundreds of seeds, the time a noisy walker needs to leave a basin -- so this module runs
+many independent copies of an update rule at once, as the rows of one array:
+
+>>> f = dlopt.functions.TwoBasin()
+>>> ens = ensemble(f, np.full((500, 1), f.x_sharp), steps=2000, lr=0.02, temperature=0.2,
+...                stop=f.in_flat_basin, rng=np.random.default_rng(0))
+>>> ens.hit  # first step at which each run entered the flat basin (-1: not within 2000 steps)
+
+The update itself is a rule from :mod:`dlopt.rules` (default :func:`~dlopt.rules.gd`) applied to
+the stacked iterates, with the gradient replaced by a noisy estimate; nothing here re-implements
+an update. Helpers compute what theory predicts for these runs: the stationary covariance of SGD
+on a quadratic (:func:`stationary_covariance`), Kramers' escape time (:func:`kramers_time`), a fit
+of the Arrhenius law (:func:`arrhenius_fit`), and Polyak--Ruppert averages (:func:`polyak_average`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .rules import gd
+
+__all__ = [
+    "noisy_oracle",
+    "Ensemble",
+    "ensemble",
+    "langevin_sigma",
+    "stationary_covariance",
+    "stationary_excess",
+    "kramers_time",
+    "arrhenius_fit",
+    "polyak_average",
+    "mean_ci",
+    "escape_time_mean",
+    "two_state_occupancy",
+]
+
+
+def noisy_oracle(objective, sigma: float, rng: np.random.Generator, cov=None):
+    r"""A gradient oracle ``g(x, k) = ∇f(x) + ξ`` with ``ξ ~ N(0, σ² I)`` (or ``N(0, cov)``).
+
+    Additive, state-independent noise: the simplest model of a stochastic gradient, for which the
+    stationary behaviour of SGD on a quadratic is known exactly (:func:`stationary_covariance`).
+    Pass it to :func:`dlopt.run` as ``grad=``.
+    """
+    if sigma < 0:
+        raise ValueError(f"sigma must be non-negative, got {sigma}")
+    chol = None if cov is None else np.linalg.cholesky(np.asarray(cov, dtype=float))
+
+    def oracle(x, k):
+        g = np.asarray(objective.grad(x), dtype=float)
+        xi = rng.standard_normal(g.shape)
+        return g + (sigma * xi if chol is None else xi @ chol.T)
+
+    return oracle
+
+
+def langevin_sigma(temperature: float, lr: float) -> float:
+    r"""Gradient-noise level that turns ``x - η(∇f + σξ)`` into Langevin dynamics at temperature T.
+
+    The discretised Langevin equation is :math:`x_{k+1}=x_k-\eta\nabla f(x_k)+\sqrt{2\eta T}\,\xi_k`,
+    i.e. SGD with gradient noise of standard deviation :math:`\sigma=\sqrt{2T/\eta}`; conversely SGD
+    with noise level :math:`\sigma` runs at temperature :math:`T=\eta\sigma^2/2`.
+    """
+    if temperature < 0 or lr <= 0:
+        raise ValueError("need temperature >= 0 and lr > 0")
+    return float(np.sqrt(2.0 * temperature / lr))
+
+
+@dataclass
+class Ensemble:
+    """Independent runs of one method, stacked.
+
+    ``x``: final iterates ``(runs, n)``; ``values``: ``f`` of every run at every step,
+    ``(steps+1, runs)``; ``xs``: all iterates ``(steps+1, runs, n)`` when recorded, else ``None``;
+    ``hit``: for runs with a ``stop`` condition, the first step at which it held (``-1`` if never);
+    ``lrs``: the step sizes used.
+    """
+
+    x: np.ndarray
+    values: np.ndarray
+    xs: np.ndarray | None
+    hit: np.ndarray
+    lrs: np.ndarray
+
+    @property
+    def runs(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def escaped(self) -> np.ndarray:
+        """Boolean mask of runs whose stop condition was met."""
+        return self.hit >= 0
+
+
+def ensemble(objective, x0, steps: int, *, lr: float | Callable[[int], float], sigma: float = 0.0,
+             temperature: float | None = None, grad: Callable | None = None,
+             rng: np.random.Generator | None = None, rule: Callable = gd, stop: Callable | None = None,
+             record: bool = False, record_values: bool = True, progress: bool = False,
+             **hyperparameters) -> Ensemble:
+    r"""Run ``rule`` on many independent copies at once; the rows of ``x0`` are the runs.
+
+    The gradient handed to the rule is ``∇f(X) + σ_k ξ_k`` with fresh standard normal ``ξ_k`` per
+    run and step, where ``σ_k = sigma`` (SGD with additive noise; temperature ``η_kσ²/2``) or,
+    with ``temperature=T``, ``σ_k = sqrt(2T/η_k)`` so that every step is a Langevin step
+    :math:`x-\eta\nabla f(x)+\sqrt{2\eta T}\xi` at fixed temperature whatever the step size.
+    ``grad(X, k, rng)`` replaces ``∇f(X) + noise`` entirely (e.g. per-run mini-batches).
+
+    ``lr`` is a constant or a schedule ``lr(k)``. ``stop(X)`` returns a boolean per run; a run
+    that meets it is frozen and its first such step stored in ``hit`` (first-passage times). The
+    loop ends early once every run has stopped. Rules with state (momentum, Adam) work too: their
+    state is elementwise, so stacking runs as rows is harmless.
+
+    ``temperature`` may be an array with one temperature per run (several experiments in one
+    loop). With ``record_values=False`` only the first and last values are kept (faster).
+    """
+    X = np.array(x0, dtype=float)
+    if X.ndim != 2 or X.shape[1] != objective.dim:
+        raise ValueError(f"x0 must have shape (runs, {objective.dim}), got {X.shape}")
+    if steps < 0:
+        raise ValueError(f"steps must be non-negative, got {steps}")
+    if temperature is not None and np.any(sigma):
+        raise ValueError("give either sigma (SGD noise) or temperature (Langevin), not both")
+    if temperature is not None:
+        temperature = np.asarray(temperature, dtype=float)
+        if np.any(temperature < 0):
+            raise ValueError("temperature must be non-negative")
+        if temperature.ndim == 1:
+            temperature = temperature[:, None]
+    rng = np.random.default_rng() if rng is None else rng
+    schedule = lr if callable(lr) else (lambda k, _lr=float(lr): _lr)
+    runs = X.shape[0]
+    state: dict = {}
+    hit = np.full(runs, -1, dtype=int)
+    active = np.ones(runs, dtype=bool)
+    if stop is not None:
+        done = np.asarray(stop(X), dtype=bool)
+        hit[done], active[done] = 0, False
+    values = [objective.value(X)]
+    xs = [X.copy()] if record else None
+    lrs = []
+    iterator = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="ensemble", leave=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in iterator:
+            eta = float(schedule(k))
+            if grad is not None:
+                g = np.asarray(grad(X, k, rng), dtype=float)
+            else:
+                g = objective.grad(X)
+                s = np.sqrt(2.0 * temperature / eta) if temperature is not None else sigma
+                if np.any(s):
+                    g = g + s * rng.standard_normal(X.shape)
+            frozen = None if stop is None else X[~active].copy()
+            rule(X, g, state, lr=eta, **hyperparameters)
+            if frozen is not None and len(frozen):
+                X[~active] = frozen  # stopped runs stay where they are
+            lrs.append(eta)
+            if record_values:
+                values.append(objective.value(X))
+            if record:
+                xs.append(X.copy())
+            if stop is not None:
+                new = active & np.asarray(stop(X), dtype=bool)
+                hit[new] = k + 1
+                active &= ~new
+                if not active.any():
+                    break
+    if not record_values:
+        values.append(objective.value(X))
+    return Ensemble(x=X, values=np.array(values), xs=None if xs is None else np.array(xs), hit=hit,
+                    lrs=np.array(lrs))
+
+
+def stationary_covariance(H, C, lr: float) -> np.ndarray:
+    r"""Stationary covariance :math:`S` of SGD on a quadratic with Hessian ``H`` and additive
+    gradient noise of covariance ``C``: the solution of
+    :math:`S=(I-\eta H)S(I-\eta H)+\eta^2C`, which exists iff :math:`0<\eta<2/\lambda_{\max}(H)`.
+    """
+    from scipy.linalg import solve_discrete_lyapunov
+
+    H, C = np.atleast_2d(np.asarray(H, dtype=float)), np.atleast_2d(np.asarray(C, dtype=float))
+    lam = np.linalg.eigvalsh(H)
+    if lam[0] <= 0:
+        raise ValueError("H must be positive definite")
+    if not 0 < lr < 2 / lam[-1]:
+        raise ValueError(f"SGD has no stationary distribution for lr={lr} (need 0 < lr < 2/L = {2 / lam[-1]:.4g})")
+    M = np.eye(H.shape[0]) - lr * H
+    S = solve_discrete_lyapunov(M, lr**2 * C)
+    return 0.5 * (S + S.T)
+
+
+def stationary_excess(H, C, lr: float) -> float:
+    r"""Expected excess loss :math:`\tfrac12\operatorname{tr}(HS)` in the stationary regime of
+    :func:`stationary_covariance` -- the *noise floor* of SGD with a constant step."""
+    H = np.atleast_2d(np.asarray(H, dtype=float))
+    return 0.5 * float(np.trace(H @ stationary_covariance(H, C, lr)))
+
+
+def kramers_time(barrier: float, curv_min: float, curv_saddle: float, temperature) -> np.ndarray:
+    r"""Kramers' mean escape time for overdamped Langevin dynamics
+    :math:`dx=-f'(x)\,dt+\sqrt{2T}\,dW`:
+
+    .. math:: \tau(T)=\frac{2\pi}{\sqrt{f''(x_{\min})\,\lvert f''(x_{\rm saddle})\rvert}}\;e^{\Delta E/T}.
+
+    Time is in units of the continuous dynamics; divide by the step size for a number of steps.
+    Accurate when :math:`\Delta E/T` is large (a few units or more).
+    """
+    if barrier <= 0 or curv_min <= 0:
+        raise ValueError("need a positive barrier and a positive curvature at the minimum")
+    T = np.asarray(temperature, dtype=float)
+    return 2 * np.pi / np.sqrt(curv_min * abs(curv_saddle)) * np.exp(barrier / T)
+
+
+def arrhenius_fit(temperatures, times) -> tuple[float, float]:
+    r"""Least-squares fit of :math:`\log\tau = \log A + \Delta E/T`; returns ``(ΔE, A)``.
+
+    The slope of :math:`\log\tau` against :math:`1/T` estimates the barrier height.
+    """
+    T, tau = np.asarray(temperatures, dtype=float), np.asarray(times, dtype=float)
+    if T.shape != tau.shape or T.size < 2:
+        raise ValueError("need at least two (temperature, time) pairs of equal length")
+    if np.any(T <= 0) or np.any(tau <= 0):
+        raise ValueError("temperatures and times must be positive")
+    slope, intercept = np.polyfit(1.0 / T, np.log(tau), 1)
+    return float(slope), float(np.exp(intercept))
+
+
+def polyak_average(xs, start: int = 0) -> np.ndarray:
+    r"""Running Polyak--Ruppert averages :math:`\bar x_k=\frac1{k-s+1}\sum_{j=s}^{k}x_j` along axis 0.
+
+    ``xs`` has the iterates along its first axis (``(steps+1, ...)``: one run, or an ensemble's
+    ``xs``); the result has ``len(xs) - start`` entries, the average up to each ``k >= start``.
+    """
+    xs = np.asarray(xs, dtype=float)
+    if not 0 <= start < len(xs):
+        raise ValueError(f"start must be in [0, {len(xs)}), got {start}")
+    tail = xs[start:]
+    counts = np.arange(1, len(tail) + 1).reshape((-1,) + (1,) * (tail.ndim - 1))
+    return np.cumsum(tail, axis=0) / counts
+
+
+def mean_ci(samples, axis: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and a normal-approximation confidence interval ``(mean, low, high)`` along ``axis``."""
+    from scipy.stats import norm
+
+    a = np.asarray(samples, dtype=float)
+    n = a.shape[axis]
+    if n < 2:
+        raise ValueError("need at least two samples for a confidence interval")
+    mean = a.mean(axis=axis)
+    half = norm.ppf(0.5 + level / 2) * a.std(axis=axis, ddof=1) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def escape_time_mean(hit, horizon: int, level: float = 0.95) -> tuple[float, float, float]:
+    r"""Mean first-passage time from right-censored observations, with a confidence interval.
+
+    ``hit`` holds the first-passage step of each run, ``-1`` for runs still inside after
+    ``horizon`` steps. Escape from a deep basin is close to a Poisson event, so the times are
+    modelled as exponential: the maximum-likelihood mean is (total observed time, censored runs
+    counted with ``horizon``) / (number of escapes), and :math:`2\,d\,\hat\tau/\tau` is
+    :math:`\chi^2_{2d}`-distributed for ``d`` escapes, which gives ``(mean, low, high)``.
+    """
+    from scipy.stats import chi2
+
+    hit = np.asarray(hit)
+    d = int(np.sum(hit >= 0))
+    if d == 0:
+        raise ValueError("no run escaped: increase the horizon")
+    total = float(hit[hit >= 0].sum()) + float(np.sum(hit < 0)) * horizon
+    mean = total / d
+    a = 1 - level
+    return mean, 2 * total / chi2.ppf(1 - a / 2, 2 * d), 2 * total / chi2.ppf(a / 2, 2 * d)
+
+
+def two_state_occupancy(rate_out: Callable[[int], float], rate_back: Callable[[int], float],
+                        steps: int, p0: float = 1.0) -> np.ndarray:
+    r"""Probability of being in basin A after each step of a two-state (Kramers) model.
+
+    Runs :math:`p_{k+1}=p_k-\kappa_{AB}(k)\,p_k+\kappa_{BA}(k)(1-p_k)` where ``rate_out(k)`` and
+    ``rate_back(k)`` are per-step hopping probabilities A→B and B→A (e.g. ``η_k / τ(T_k)`` from
+    :func:`kramers_time`). Returns ``p`` of length ``steps + 1``.
+    """
+    p = np.empty(steps + 1)
+    p[0] = p0
+    for k in range(steps):
+        a, b = min(float(rate_out(k)), 1.0), min(float(rate_back(k)), 1.0)
+        p[k + 1] = p[k] - a * p[k] + b * (1.0 - p[k])
+    return p

@@ -1,0 +1,139 @@
+"""dlopt.stochastic and the objectives of the chapter *Stochastic gradient methods*."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlopt
+from dlopt import functions, rules, stochastic
+
+
+def fd_grad(f, x, h=1e-6):
+    E = np.eye(f.dim)
+    return np.array([(f.value(x + h * e) - f.value(x - h * e)) / (2 * h) for e in E])
+
+
+def fd_hess(f, x, h=1e-5):
+    E = np.eye(f.dim)
+    return np.array([(f.grad(x + h * e) - f.grad(x - h * e)) / (2 * h) for e in E])
+
+
+@pytest.mark.parametrize("f", [functions.TwoBasin(), functions.QuarticBowl(), functions.QuarticBowl([2.0, 0.5, 0.1], a=0.3)])
+def test_derivatives_match_finite_differences(f):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = rng.uniform(-2, 2, f.dim)
+        assert np.allclose(f.grad(x), fd_grad(f, x), atol=1e-6)
+        assert np.allclose(f.hess(x), fd_hess(f, x), atol=1e-5)
+    X = rng.uniform(-2, 2, (7, f.dim))
+    assert f.value(X).shape == (7,) and f.grad(X).shape == (7, f.dim) and f.hess(X).shape == (7, f.dim, f.dim)
+
+
+def test_two_basin_critical_points():
+    f = functions.TwoBasin()
+    for x in (f.x_sharp, f.x_saddle, f.x_flat):
+        assert abs(f.grad(np.array([x]))[0]) < 1e-9
+    assert f.x_sharp < f.x_saddle < f.x_flat
+    assert f.curv_sharp > 5 * f.curv_flat > 0 > f.curv_saddle
+    assert abs(f.barrier_sharp - f.barrier_flat) < 0.05  # nearly equal depths by design
+    assert np.isclose(f.barrier_sharp, f.value([f.x_saddle]) - f.value([f.x_sharp]))
+    assert f.in_flat_basin(np.array([[f.x_flat], [f.x_sharp]])).tolist() == [True, False]
+    with pytest.raises(ValueError):
+        functions.TwoBasin(sharp=(-1.0, 0.3, 0.01), flat=(0.2, 3.0, 1.0))  # no second basin
+
+
+def test_quartic_bowl_local_L():
+    f = functions.QuarticBowl([1.0, 0.2], a=1.0)
+    assert np.isclose(f.local_L(np.zeros(2)), 1.0)
+    assert np.isclose(f.local_L(np.array([3.0, 0.0])), 3 * 9 + 1.0)  # 3a|x|^2 + lambda_1 along e_1
+    assert np.isclose(f.value(np.array([1.0, 1.0])), 0.25 * 4 + 0.5 * 1.2)
+
+
+def test_noisy_oracle_mean_and_variance():
+    f = functions.Quadratic.from_eigenvalues([1.0, 3.0])
+    oracle = stochastic.noisy_oracle(f, 0.5, np.random.default_rng(1))
+    x = np.array([1.0, -2.0])
+    G = np.array([oracle(x, k) for k in range(20000)])
+    assert np.allclose(G.mean(0), f.grad(x), atol=0.02)
+    assert np.allclose(G.var(0), 0.25, rtol=0.05)
+    with pytest.raises(ValueError):
+        stochastic.noisy_oracle(f, -1.0, np.random.default_rng(0))
+
+
+def test_ensemble_without_noise_equals_run():
+    f = functions.Quadratic.from_eigenvalues([0.5, 2.0], b=[1.0, 1.0])
+    x0 = np.array([[2.0, -1.0], [0.0, 3.0]])
+    ens = stochastic.ensemble(f, x0, steps=30, lr=0.3, record=True)
+    for r in range(2):
+        t = dlopt.run(rules.gd, f, x0[r], steps=30, lr=0.3)
+        assert np.allclose(ens.xs[:, r], t.xs) and np.allclose(ens.values[:, r], t.values)
+    assert ens.values.shape == (31, 2) and ens.runs == 2 and np.all(ens.lrs == 0.3)
+
+
+def test_ensemble_langevin_noise_scale_and_stop():
+    f = functions.Quadratic.from_eigenvalues([1.0])
+    # one Langevin step from the minimum: x1 = sqrt(2 eta T) xi
+    ens = stochastic.ensemble(f, np.zeros((40000, 1)), steps=1, lr=0.1, temperature=0.5,
+                              rng=np.random.default_rng(2), record=True)
+    assert np.isclose(ens.xs[1].var(), 2 * 0.1 * 0.5, rtol=0.03)
+    # per-run temperatures
+    ens = stochastic.ensemble(f, np.zeros((40000, 1)), steps=1, lr=0.1,
+                              temperature=np.repeat([0.5, 2.0], 20000), rng=np.random.default_rng(3))
+    assert np.isclose(ens.x[20000:].var() / ens.x[:20000].var(), 4.0, rtol=0.05)
+    # stop: runs freeze at first passage, hit records the step
+    g = functions.TwoBasin()
+    ens = stochastic.ensemble(g, np.full((50, 1), g.x_sharp), steps=3000, lr=0.02, temperature=0.4,
+                              stop=g.in_flat_basin, rng=np.random.default_rng(4), record=True)
+    assert np.all(ens.hit[ens.escaped] > 0)
+    for r in np.nonzero(ens.escaped)[0][:10]:
+        k = ens.hit[r]
+        assert ens.xs[k - 1, r, 0] <= g.x_saddle < ens.xs[k, r, 0]
+        assert np.all(ens.xs[k:, r] == ens.xs[k, r])
+    with pytest.raises(ValueError):
+        stochastic.ensemble(f, np.zeros((3, 2)), steps=1, lr=0.1)
+    with pytest.raises(ValueError):
+        stochastic.ensemble(f, np.zeros((3, 1)), steps=1, lr=0.1, sigma=1.0, temperature=1.0)
+
+
+def test_stationary_covariance_matches_closed_form_and_simulation():
+    lam, sigma2, eta = np.array([0.5, 2.0]), np.array([0.3, 1.0]), 0.4
+    S = stochastic.stationary_covariance(np.diag(lam), np.diag(sigma2), eta)
+    assert np.allclose(np.diag(S), eta * sigma2 / (lam * (2 - eta * lam)))
+    assert np.isclose(stochastic.stationary_excess(np.diag(lam), np.diag(sigma2), eta),
+                      np.sum(eta * sigma2 / (2 * (2 - eta * lam))))
+    f = functions.Quadratic(np.diag(lam))
+    ens = stochastic.ensemble(f, np.zeros((4000, 2)), steps=60, lr=eta, sigma=1.0, rng=np.random.default_rng(5))
+    S1 = stochastic.stationary_covariance(np.diag(lam), np.eye(2), eta)
+    assert np.allclose(np.cov(ens.x.T), S1, atol=0.06)
+    with pytest.raises(ValueError):
+        stochastic.stationary_covariance(np.diag(lam), np.eye(2), 1.01)
+
+
+def test_kramers_arrhenius_and_escape_mean():
+    tau = stochastic.kramers_time(1.0, 4.0, -1.0, np.array([0.1, 0.2]))
+    assert np.allclose(tau, np.pi * np.exp([10.0, 5.0]))
+    T = np.array([0.1, 0.2, 0.4])
+    slope, A = stochastic.arrhenius_fit(T, 3.0 * np.exp(0.7 / T))
+    assert np.isclose(slope, 0.7) and np.isclose(A, 3.0)
+    rng = np.random.default_rng(6)
+    times = np.ceil(rng.exponential(100.0, 5000)).astype(int)
+    horizon = 150
+    hit = np.where(times <= horizon, times, -1)
+    mean, lo, hi = stochastic.escape_time_mean(hit, horizon)
+    assert lo < 100.5 < hi and hi - lo < 15
+    with pytest.raises(ValueError):
+        stochastic.escape_time_mean(np.full(5, -1), 10)
+
+
+def test_polyak_average_and_ci():
+    xs = np.arange(10.0)[:, None] * np.ones((1, 3))
+    avg = stochastic.polyak_average(xs, start=2)
+    assert avg.shape == (8, 3) and np.allclose(avg[:, 0], [np.mean(np.arange(2, k + 1)) for k in range(2, 10)])
+    m, lo, hi = stochastic.mean_ci(np.random.default_rng(0).standard_normal((400, 2)))
+    assert np.all(lo < m) and np.all(m < hi) and np.all(hi - lo < 0.3)
+
+
+def test_two_state_occupancy():
+    p = stochastic.two_state_occupancy(lambda k: 0.1, lambda k: 0.05, 400)
+    assert np.isclose(p[-1], 0.05 / 0.15) and p[0] == 1.0 and np.all(np.diff(p) <= 0)
