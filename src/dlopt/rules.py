@@ -1,7 +1,8 @@
 r"""Update rules, each written once.
 
 Every rule in this module follows one convention, so that the 2-D demos (numpy arrays), the
-training loops (torch tensors) and the ``torch.optim``-style classes all call the *same* code:
+training loops (torch tensors) and the ``torch.optim``-style classes of :mod:`dlopt.torch` all call
+the *same* code:
 
 .. code-block:: python
 
@@ -10,11 +11,36 @@ training loops (torch tensors) and the ``torch.optim``-style classes all call th
 - ``param`` is updated **in place** (a float numpy array or a torch tensor);
 - ``grad`` is the gradient (or a stochastic estimate of it) at ``param``; it is not modified;
 - ``state`` is a ``dict`` owned by the caller: empty before the first step, filled and updated
-  in place by the rule (momentum buffers, moment estimates, step counters);
-- hyperparameters are keyword-only and carry the names ``torch.optim`` uses.
+  in place by the rule (momentum buffers, moment estimates, the step counter ``state["step"]``);
+- hyperparameters are keyword-only and carry the names and defaults ``torch.optim`` uses;
+  invalid values raise ``ValueError`` with ``torch.optim``'s wording.
+
+The rules:
+
+=================  =============================================================================
+``gd``             gradient descent :math:`x \leftarrow x - \eta g`
+``normalized_gd``  a step of length :math:`\eta` along :math:`-g/\lVert g\rVert`
+``sgd``            ``torch.optim.SGD``: momentum, dampening, Nesterov, L2 weight decay, maximize
+``heavy_ball``     Polyak: :math:`x_{k+1} = x_k - \eta g_k + \beta (x_k - x_{k-1})`
+``nesterov``       Nesterov's accelerated gradient, with the gradient taken at the current point
+``adagrad``        ``torch.optim.Adagrad`` (``lr_decay``, ``initial_accumulator_value``)
+``rmsprop``        ``torch.optim.RMSprop`` (``centered``, ``momentum``)
+``adadelta``       ``torch.optim.Adadelta``
+``adam``           ``torch.optim.Adam`` (``amsgrad``, ``decoupled_weight_decay``)
+``adamw``          ``torch.optim.AdamW``: Adam with decoupled weight decay
+``nadam``          ``torch.optim.NAdam`` (momentum decay schedule :math:`\mu_t`)
+``radam``          ``torch.optim.RAdam`` (rectified when :math:`\rho_t > 5`)
+``namsgrad``       the book's hybrid: Nesterov first moment + AMSGrad second moment
+=================  =============================================================================
+
+On torch tensors the rules use the operations of ``torch.optim``'s single-tensor
+(``foreach=False``) implementations, in the same order, so they reproduce ``torch.optim``'s
+trajectories; on numpy arrays they use the same arithmetic through numpy ufuncs.
 
 Writing the update in place keeps one pass over memory, which is what makes the torch shells fast
-(an out-of-place ``m = b1*m + (1-b1)*g`` allocates a temporary per term).
+(an out-of-place ``m = b1*m + (1-b1)*g`` allocates a temporary per term). The small helpers at the
+end of the module (``_ema_``, ``_addcdiv_``, ...) are the only places that know whether they hold a
+numpy array or a tensor.
 
 A rule's body should read like the formula in the book: the chapter shows it with
 ``literalinclude``, so the mathematics on the page, the code shown and the code tested are one.
@@ -22,7 +48,23 @@ A rule's body should read like the formula in the book: the chapter shows it wit
 
 from __future__ import annotations
 
-__all__ = ["gd", "normalized_gd"]
+import numpy as np
+
+__all__ = [
+    "gd",
+    "normalized_gd",
+    "sgd",
+    "heavy_ball",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "adamw",
+    "nadam",
+    "radam",
+    "namsgrad",
+]
 
 
 def _norm(x) -> float:
@@ -51,3 +93,499 @@ def normalized_gd(param, grad, state=None, *, lr: float):
     norm = _norm(grad)
     if norm > 0.0:
         param -= (lr / norm) * grad
+
+
+def sgd(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+        nesterov=False, maximize=False):
+    r"""Stochastic gradient descent with momentum, exactly as ``torch.optim.SGD``.
+
+    .. math::
+
+        g_t &= \pm\nabla f(x_t) + \lambda x_t, \\
+        b_t &= \mu\, b_{t-1} + (1-\tau)\, g_t \quad (b_1 = g_1), \\
+        d_t &= g_t + \mu\, b_t \ \text{(Nesterov)} \quad\text{or}\quad d_t = b_t, \\
+        x_{t+1} &= x_t - \eta\, d_t,
+
+    with momentum :math:`\mu`, dampening :math:`\tau` and weight decay :math:`\lambda`
+    (without momentum, :math:`d_t = g_t`).
+    """
+    _check(lr=lr, momentum=momentum, weight_decay=weight_decay,
+           nesterov=(nesterov, momentum, dampening))
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = _plus(g, param, weight_decay)                # g + λ x
+    if momentum != 0:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = _copy(g)    # b_1 = g_1
+        else:
+            buf *= momentum
+            _axpy_(buf, g, 1 - dampening)                # b ← μ b + (1-τ) g
+        g = _plus(g, buf, momentum) if nesterov else buf
+    _axpy_(param, g, -lr)                                # x ← x - η d
+
+
+def heavy_ball(param, grad, state, *, lr, beta=0.9):
+    r"""Polyak's heavy-ball method.
+
+    .. math::
+
+        x_{k+1} = x_k - \eta\,\nabla f(x_k) + \beta\,(x_k - x_{k-1}), \qquad x_{-1} = x_0.
+
+    The rule keeps the last step :math:`v_k = x_k - x_{k-1}` in ``state["velocity"]``:
+    :math:`v_{k+1} = \beta v_k - \eta \nabla f(x_k)`, :math:`x_{k+1} = x_k + v_{k+1}`.
+    With a constant :math:`\eta` this is ``sgd(momentum=beta)`` with :math:`v = -\eta b`.
+    """
+    _check(lr=lr, beta=beta)
+    v = _buffer(state, "velocity", param)
+    v *= beta
+    _axpy_(v, grad, -lr)        # v ← β v - η ∇f(x)
+    param += v                  # x ← x + v
+
+
+def nesterov(param, grad, state, *, lr, beta=0.9):
+    r"""Nesterov's accelerated gradient, with the gradient evaluated at the current point.
+
+    The textbook method takes a gradient step from the look-ahead point
+    :math:`y_k = x_k + \beta (x_k - x_{k-1})`: :math:`x_{k+1} = y_k - \eta\nabla f(y_k)`.
+    A runner can only hand a rule the gradient at the point it holds, so this rule holds
+    :math:`y_k` (``param`` is the look-ahead point, ``grad`` is :math:`\nabla f(y_k)`). With
+    :math:`v_k = x_k - x_{k-1}` in ``state["velocity"]``:
+
+    .. math::
+
+        v_{k+1} = \beta v_k - \eta\nabla f(y_k), \qquad
+        y_{k+1} = y_k - \eta\nabla f(y_k) + \beta v_{k+1},
+
+    and :math:`x_k = y_k - \beta v_k` recovers the textbook iterate. This is exactly
+    ``torch.optim.SGD(momentum=beta, nesterov=True)``: its buffer is
+    :math:`b = -v/\eta` (for a constant :math:`\eta`) and its update
+    :math:`y \leftarrow y - \eta (g + \beta b)` is the line above.
+    """
+    _check(lr=lr, beta=beta)
+    v = _buffer(state, "velocity", param)
+    v *= beta
+    _axpy_(v, grad, -lr)        # v ← β v - η ∇f(y)
+    _axpy_(param, grad, -lr)    # y ← y - η ∇f(y) ...
+    _axpy_(param, v, beta)      #       ... + β v
+
+
+def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+            initial_accumulator_value=0.0, eps=1e-10, maximize=False):
+    r"""AdaGrad, exactly as ``torch.optim.Adagrad``.
+
+    .. math::
+
+        G_t = G_{t-1} + g_t^2, \qquad
+        x_{t+1} = x_t - \frac{\eta}{1 + (t-1)\,\delta}\,\frac{g_t}{\sqrt{G_t} + \epsilon},
+
+    with :math:`G_0` = ``initial_accumulator_value`` and learning-rate decay :math:`\delta`.
+    """
+    _check(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+           initial_accumulator_value=initial_accumulator_value, eps=eps)
+    t = _tick(state, param)
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = _plus(g, param, weight_decay)
+    clr = lr / (1 + (t - 1) * lr_decay)
+    G = _buffer(state, "sum", param, initial_accumulator_value)
+    _addcmul_(G, g, g, 1)                 # G ← G + g²
+    std = _sqrt(G)
+    std += eps                            # √G + ε
+    _addcdiv_(param, g, std, -clr)        # x ← x - η_t g / (√G + ε)
+
+
+def rmsprop(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+            momentum=0.0, centered=False, maximize=False):
+    r"""RMSprop, exactly as ``torch.optim.RMSprop``.
+
+    .. math::
+
+        v_t &= \alpha v_{t-1} + (1-\alpha) g_t^2, \qquad
+        s_t = \sqrt{v_t - \bar g_t^{\,2}} + \epsilon \ \text{(centered, } \bar g_t
+        = \alpha \bar g_{t-1} + (1-\alpha) g_t) \ \text{ or } \ s_t = \sqrt{v_t} + \epsilon, \\
+        x_{t+1} &= x_t - \eta\, g_t / s_t
+        \quad\text{or, with momentum } \mu,\quad
+        b_t = \mu b_{t-1} + g_t / s_t,\ x_{t+1} = x_t - \eta\, b_t.
+    """
+    _check(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
+    _tick(state, param)
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = _plus(g, param, weight_decay)
+    v = _buffer(state, "square_avg", param)
+    _ema_sq_(v, g, alpha)                            # v ← α v + (1-α) g²
+    if centered:
+        g_bar = _buffer(state, "grad_avg", param)
+        _ema_(g_bar, g, alpha)                       # ḡ ← α ḡ + (1-α) g
+        s = _sqrt_(_addcmul(v, g_bar, g_bar, -1))    # √(v - ḡ²)
+    else:
+        s = _sqrt(v)
+    s += eps
+    if momentum > 0:
+        buf = _buffer(state, "momentum_buffer", param)
+        buf *= momentum
+        _addcdiv_(buf, g, s, 1)                      # b ← μ b + g / s
+        _axpy_(param, buf, -lr)                      # x ← x - η b
+    else:
+        _addcdiv_(param, g, s, -lr)                  # x ← x - η g / s
+
+
+def adadelta(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
+             maximize=False):
+    r"""AdaDelta, exactly as ``torch.optim.Adadelta``.
+
+    .. math::
+
+        v_t &= \rho v_{t-1} + (1-\rho) g_t^2, \qquad
+        \Delta_t = \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}}\, g_t, \\
+        u_t &= \rho u_{t-1} + (1-\rho) \Delta_t^2, \qquad
+        x_{t+1} = x_t - \eta\, \Delta_t.
+    """
+    _check(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+    _tick(state, param)
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = _plus(g, param, weight_decay)
+    v = _buffer(state, "square_avg", param)
+    u = _buffer(state, "acc_delta", param)
+    _ema_sq_(v, g, rho)                  # v ← ρ v + (1-ρ) g²
+    delta = _sqrt_(u + eps)
+    delta /= _sqrt_(v + eps)
+    delta *= g                           # Δ = √(u+ε) / √(v+ε) · g
+    _ema_sq_(u, delta, rho)              # u ← ρ u + (1-ρ) Δ²
+    _axpy_(param, delta, -lr)            # x ← x - η Δ
+
+
+def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+         amsgrad=False, maximize=False, decoupled_weight_decay=False):
+    r"""Adam, exactly as ``torch.optim.Adam`` (AMSGrad variant with ``amsgrad=True``).
+
+    .. math::
+
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \\
+        x_{t+1} &= x_t - \frac{\eta}{1-\beta_1^t}\,
+        \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon},
+
+    where AMSGrad replaces :math:`v_t` by :math:`\hat v_t = \max(\hat v_{t-1}, v_t)`. Weight decay
+    :math:`\lambda` is added to the gradient (:math:`g_t + \lambda x_t`), or, with
+    ``decoupled_weight_decay=True`` (AdamW), applied to the weights: :math:`x_t \leftarrow
+    (1-\eta\lambda)\,x_t`.
+    """
+    _check(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
+    beta1, beta2 = betas
+    t = _tick(state, param)
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay               # x ← (1 - ηλ) x
+        else:
+            g = _plus(g, param, weight_decay)            # g ← g + λ x
+    m = _buffer(state, "exp_avg", param)
+    v = _buffer(state, "exp_avg_sq", param)
+    _ema_(m, g, beta1)                                   # m ← β1 m + (1-β1) g
+    _ema_sq_(v, g, beta2)                                # v ← β2 v + (1-β2) g²
+    if amsgrad:
+        v = _max_(_buffer(state, "max_exp_avg_sq", param), v)   # v̂ ← max(v̂, v)
+    denom = _sqrt(v)
+    denom /= (1 - beta2**t) ** 0.5
+    denom += eps                                         # √v / √(1-β2^t) + ε
+    _addcdiv_(param, m, denom, -lr / (1 - beta1**t))     # x ← x - η/(1-β1^t) · m / denom
+
+
+def adamw(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+          amsgrad=False, maximize=False):
+    r"""AdamW, exactly as ``torch.optim.AdamW``: :func:`adam` with decoupled weight decay,
+
+    .. math::
+
+        x_t \leftarrow (1 - \eta\lambda)\, x_t \quad\text{before the Adam step.}
+    """
+    adam(param, grad, state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+
+
+def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+          momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False):
+    r"""NAdam (Adam with Nesterov momentum), exactly as ``torch.optim.NAdam``.
+
+    .. math::
+
+        \mu_t &= \beta_1\bigl(1 - \tfrac12\, 0.96^{t\psi}\bigr), \qquad
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \\
+        x_{t+1} &= x_t - \eta \Bigl(\frac{(1-\mu_t)\, g_t}{1 - \prod_{i\le t}\mu_i}
+        + \frac{\mu_{t+1}\, m_t}{1 - \prod_{i\le t+1}\mu_i}\Bigr)
+        \Big/ \Bigl(\sqrt{v_t / (1-\beta_2^t)} + \epsilon\Bigr),
+
+    with momentum decay :math:`\psi`; weight decay as in :func:`adam`.
+    """
+    _check(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay, momentum_decay=momentum_decay)
+    beta1, beta2 = betas
+    t = _tick(state, param)
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            g = _plus(g, param, weight_decay)
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+    prod = _scalar_state(state, "mu_product", param, 1.0)
+    prod *= mu                                           # ∏_{i≤t} μ_i
+    mu_product = float(prod)
+    state["mu_product"] = prod
+    m = _buffer(state, "exp_avg", param)
+    v = _buffer(state, "exp_avg_sq", param)
+    _ema_(m, g, beta1)
+    _ema_sq_(v, g, beta2)
+    denom = _sqrt_(v / (1 - beta2**t))
+    denom += eps                                         # √(v / (1-β2^t)) + ε
+    _addcdiv_(param, g, denom, -lr * (1 - mu) / (1 - mu_product))
+    _addcdiv_(param, m, denom, -lr * mu_next / (1 - mu_product * mu_next))
+
+
+def radam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+          decoupled_weight_decay=False, maximize=False):
+    r"""Rectified Adam, exactly as ``torch.optim.RAdam``.
+
+    .. math::
+
+        \rho_\infty = \frac{2}{1-\beta_2} - 1, \qquad
+        \rho_t = \rho_\infty - \frac{2t\beta_2^t}{1-\beta_2^t}, \qquad
+        \hat m_t = \frac{m_t}{1-\beta_1^t},
+
+    and :math:`x_{t+1} = x_t - \eta\, \hat m_t\, r_t \sqrt{1-\beta_2^t}/(\sqrt{v_t}+\epsilon)` with
+    :math:`r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}`
+    while the variance is tractable (:math:`\rho_t > 5`), else plain momentum
+    :math:`x_{t+1} = x_t - \eta\,\hat m_t`. Moments and weight decay as in :func:`adam`.
+    """
+    _check(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
+    beta1, beta2 = betas
+    t = _tick(state, param)
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            g = _plus(g, param, weight_decay)
+    m = _buffer(state, "exp_avg", param)
+    v = _buffer(state, "exp_avg_sq", param)
+    _ema_(m, g, beta1)
+    _ema_sq_(v, g, beta2)
+    bias_correction2 = 1 - beta2**t
+    m_hat = m / (1 - beta1**t)
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
+    if rho_t > 5.0:
+        r = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        s = _sqrt(v)
+        s += eps
+        adaptive = bias_correction2**0.5 / s             # √(1-β2^t) / (√v + ε)
+        param -= m_hat * lr * adaptive * r
+    else:
+        param -= m_hat * lr
+
+
+def namsgrad(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    r"""NAMSGrad: a Nesterov look-ahead on the first moment, AMSGrad's monotone second moment,
+    no bias correction.
+
+    .. math::
+
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \qquad
+        \hat v_t = \max(\hat v_{t-1}, v_t) \quad (\hat v_0 = 0), \\
+        x_{t+1} &= x_t - \eta_t\, \frac{\beta_1 m_t + (1-\beta_1) g_t}{\sqrt{\hat v_t} + \epsilon},
+
+    with :math:`g_t = \nabla f(x_t) + \lambda x_t` (L2 weight decay :math:`\lambda`). The
+    adaptive-methods chapter proves its convergence for :math:`\eta_t = \eta/\sqrt t`.
+    """
+    _check(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
+    beta1, beta2 = betas
+    _tick(state, param)
+    g = _plus(grad, param, weight_decay) if weight_decay != 0 else grad
+    m = _buffer(state, "exp_avg", param)
+    v = _buffer(state, "exp_avg_sq", param)
+    v_hat = _buffer(state, "max_exp_avg_sq", param)
+    _ema_(m, g, beta1)                       # m ← β1 m + (1-β1) g
+    _ema_sq_(v, g, beta2)                    # v ← β2 v + (1-β2) g²
+    _max_(v_hat, v)                          # v̂ ← max(v̂, v)
+    direction = m * beta1
+    _axpy_(direction, g, 1 - beta1)          # β1 m + (1-β1) g
+    denom = _sqrt(v_hat)
+    denom += eps                             # √v̂ + ε
+    _addcdiv_(param, direction, denom, -lr)  # x ← x - η (β1 m + (1-β1) g) / (√v̂ + ε)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation, with torch.optim's messages.
+
+_RULES = {
+    "lr": (lambda v: 0.0 <= v, "Invalid learning rate: {}"),
+    "eps": (lambda v: 0.0 <= v, "Invalid epsilon value: {}"),
+    "momentum": (lambda v: 0.0 <= v, "Invalid momentum value: {}"),
+    "beta": (lambda v: 0.0 <= v, "Invalid beta value: {}"),
+    "weight_decay": (lambda v: 0.0 <= v, "Invalid weight_decay value: {}"),
+    "lr_decay": (lambda v: 0.0 <= v, "Invalid lr_decay value: {}"),
+    "initial_accumulator_value": (lambda v: 0.0 <= v, "Invalid initial_accumulator_value value: {}"),
+    "alpha": (lambda v: 0.0 <= v, "Invalid alpha value: {}"),
+    "rho": (lambda v: 0.0 <= v <= 1.0, "Invalid rho value: {}"),
+    "momentum_decay": (lambda v: 0.0 <= v, "Invalid momentum_decay value: {}"),
+}
+
+
+def _check(**hyperparameters) -> None:
+    """Raise ``ValueError`` (torch.optim's wording) for the first invalid hyperparameter."""
+    for name, value in hyperparameters.items():
+        if name == "betas":
+            for i, beta in enumerate(value):
+                if not 0.0 <= beta < 1.0:
+                    raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        elif name == "nesterov":
+            nesterov, momentum, dampening = value
+            if nesterov and (momentum <= 0 or dampening != 0):
+                raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        else:
+            ok, message = _RULES[name]
+            if not ok(value):
+                raise ValueError(message.format(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# In-place helpers: the only code that knows whether it holds a numpy array or a torch tensor.
+# On tensors they call the operations torch.optim's single-tensor implementations call.
+
+
+def _is_numpy(x) -> bool:
+    return isinstance(x, np.ndarray)
+
+
+def _buffer(state, name, like, fill=0.0):
+    """``state[name]``, created as an array like ``like`` filled with ``fill`` on first use."""
+    buf = state.get(name)
+    if buf is None:
+        if _is_numpy(like):
+            buf = np.full_like(like, fill)
+        else:
+            import torch
+
+            buf = torch.full_like(like, fill, memory_format=torch.preserve_format)
+        state[name] = buf
+    return buf
+
+
+def _scalar_state(state, name, like, initial):
+    """A scalar kept in ``state``: a Python number for numpy, a 0-d CPU tensor (as torch.optim
+    keeps ``step`` and ``mu_product``) for torch."""
+    value = state.get(name)
+    if value is None:
+        if _is_numpy(like):
+            value = type(initial)(initial)
+        else:
+            import torch
+            from torch.optim.optimizer import _get_scalar_dtype
+
+            value = torch.tensor(float(initial), dtype=_get_scalar_dtype())
+        state[name] = value
+    return value
+
+
+def _tick(state, like) -> float:
+    """Advance the step counter ``state["step"]`` and return the new step ``t`` (1 at first)."""
+    step = _scalar_state(state, "step", like, 0)
+    step += 1  # in place for a tensor
+    state["step"] = step
+    return float(step)
+
+
+def _copy(x):
+    return x.copy() if _is_numpy(x) else x.detach().clone()
+
+
+def _plus(x, y, alpha):
+    """A new array ``x + alpha * y``."""
+    return x + alpha * y if _is_numpy(x) else x.add(y, alpha=alpha)
+
+
+def _axpy_(y, x, alpha):
+    """``y ← y + alpha * x`` in place."""
+    if _is_numpy(y):
+        y += alpha * x
+    else:
+        y.add_(x, alpha=alpha)
+
+
+def _ema_(m, x, beta):
+    """Exponential moving average in place: ``m ← beta * m + (1 - beta) * x``."""
+    if _is_numpy(m):
+        w = 1 - beta  # torch's lerp: m + w (x - m), or x - (1 - w)(x - m) for w ≥ 1/2
+        d = np.subtract(x, m)
+        if abs(w) < 0.5:
+            d *= w
+            m += d
+        else:
+            d *= 1 - w
+            np.subtract(x, d, out=m)
+    else:
+        m.lerp_(x, 1 - beta)
+
+
+def _ema_sq_(v, x, beta):
+    """Exponential moving average of squares in place: ``v ← beta * v + (1 - beta) * x²``."""
+    if _is_numpy(v):
+        v *= beta
+        _addcmul_(v, x, x, 1 - beta)
+    else:
+        v.mul_(beta).addcmul_(x, x, value=1 - beta)
+
+
+def _addcmul_(y, a, b, value):
+    """``y ← y + value * a * b`` in place."""
+    if _is_numpy(y):
+        t = np.multiply(a, value)
+        t *= b
+        y += t
+    else:
+        y.addcmul_(a, b, value=value)
+
+
+def _addcmul(y, a, b, value):
+    """A new array ``y + value * a * b``."""
+    if _is_numpy(y):
+        t = np.multiply(a, value)
+        t *= b
+        return t.__iadd__(y)
+    return y.addcmul(a, b, value=value)
+
+
+def _addcdiv_(y, a, b, value):
+    """``y ← y + value * a / b`` in place."""
+    if _is_numpy(y):
+        t = np.multiply(a, value)
+        t /= b
+        y += t
+    else:
+        y.addcdiv_(a, b, value=value)
+
+
+def _sqrt(x):
+    """A new array ``√x``."""
+    return np.sqrt(x) if _is_numpy(x) else x.sqrt()
+
+
+def _sqrt_(x):
+    """``x ← √x`` in place; returns ``x``."""
+    if _is_numpy(x):
+        return np.sqrt(x, out=x)
+    return x.sqrt_()
+
+
+def _max_(y, x):
+    """``y ← max(y, x)`` elementwise in place; returns ``y``."""
+    if _is_numpy(y):
+        return np.maximum(y, x, out=y)
+    import torch
+
+    return torch.maximum(y, x, out=y)
