@@ -156,32 +156,39 @@ def critical_points(objective, xlim=(-2, 2), ylim=(-2, 2), num: int = 15, tol: f
     r"""All critical points (:math:`\nabla f=0`) of a 2-D objective found inside a box.
 
     Newton's method on the equation :math:`\nabla f(x)=0` (steps
-    :math:`-\nabla^2f(x)^{-1}\nabla f(x)`, least-squares when the Hessian is singular) is started
+    :math:`-\nabla^2f(x)^{+}\nabla f(x)`, pseudo-inverse so that a singular Hessian is allowed) is started
     from a ``num × num`` grid over the box; converged points inside the box are merged when they
     lie within ``merge`` of each other. Returns an ``(k, 2)`` array sorted by ``x₁`` then ``x₂``.
     Newton converges to a critical point of *any* type, which is why it finds saddles and maxima
-    as well as minima. Degenerate critical points converge slowly and are located only to about
-    ``sqrt(tol)``.
+    as well as minima. It stops when the step is below ``1e-13`` (relative) or after ``max_iter``
+    steps; a point is kept if there ``‖∇f‖ ≤ tol``. At degenerate critical points Newton converges
+    only linearly, which ``max_iter`` must allow for.
     """
     if objective.dim != 2:
         raise ValueError(f"critical_points needs a 2-D objective, {objective.name} has dim={objective.dim}")
     gx, gy = np.meshgrid(np.linspace(*xlim, num), np.linspace(*ylim, num))
+    X = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    active = np.ones(len(X), dtype=bool)
+    with np.errstate(all="ignore"):
+        for _ in range(max_iter):  # Newton on all starts at once (pseudo-inverse: singular H is fine)
+            if not active.any():
+                break
+            Xa = X[active]
+            G = objective.grad(Xa)
+            step = (np.linalg.pinv(objective.hess(Xa)) @ G[..., None])[..., 0]
+            step[~np.isfinite(step).all(axis=1)] = 0.0
+            X[active] = Xa - step
+            small = np.linalg.norm(step, axis=1) <= 1e-13 * (1 + np.linalg.norm(X[active], axis=1))
+            blown = ~np.isfinite(X[active]).all(axis=1) | (np.abs(X[active]).max(axis=1) > 1e6)
+            idx = np.flatnonzero(active)
+            active[idx[small | blown]] = False
+        ok = np.isfinite(X).all(axis=1)
+        X = X[ok]
+        ok = np.linalg.norm(objective.grad(X), axis=1) <= tol
+    X = X[ok]
+    inside = (X[:, 0] >= xlim[0]) & (X[:, 0] <= xlim[1]) & (X[:, 1] >= ylim[0]) & (X[:, 1] <= ylim[1])
     found: list[np.ndarray] = []
-    for x in np.stack([gx.ravel(), gy.ravel()], axis=1):
-        for _ in range(max_iter):
-            g = objective.grad(x)
-            if np.linalg.norm(g) <= tol:
-                break
-            step = np.linalg.lstsq(objective.hess(x), g, rcond=None)[0]
-            x = x - step
-            if not np.all(np.isfinite(x)) or np.abs(x).max() > 1e6:
-                break
-        else:
-            continue
-        if not np.all(np.isfinite(x)) or np.linalg.norm(objective.grad(x)) > tol:
-            continue
-        if not (xlim[0] <= x[0] <= xlim[1] and ylim[0] <= x[1] <= ylim[1]):
-            continue
+    for x in X[inside]:
         if all(np.linalg.norm(x - p) > merge for p in found):
             found.append(x.copy())
     pts = np.array(found).reshape(-1, 2)
