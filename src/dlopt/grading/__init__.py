@@ -1,14 +1,25 @@
-"""Exercise notebooks: release student copies from instructor sources.
+"""Graded problem sets: release student notebooks, grade submissions securely (``dlopt-grade``).
 
-Format of a source notebook ``exercises/source/<set>.ipynb``:
+**Format** of a source notebook ``exercises/source/<set>.ipynb``:
 
 - reference solutions sit in code cells between the lines ``### BEGIN SOLUTION`` and
   ``### END SOLUTION``; the student copy replaces each region with a ``raise NotImplementedError``
-  at the same indentation;
-- markdown between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` is removed;
-- check cells are code cells tagged ``check`` with metadata ``{"dlopt": {"id": ..., "points": ...}}``;
-  those also tagged ``hidden`` are dropped from the student copy;
-- the student copy ``exercises/<set>.ipynb`` has no outputs.
+  at the same indentation; markdown between ``<!-- BEGIN SOLUTION -->`` and
+  ``<!-- END SOLUTION -->`` is removed;
+- check cells are code cells tagged ``check`` with metadata
+  ``{"dlopt": {"id": ..., "points": ..., "timeout": seconds (optional)}}``; those also tagged
+  ``hidden`` are dropped from the student copy. A check cell calls only ``expect.close``,
+  ``expect.equal``, ``expect.holds`` and ``expect.raises`` (see :mod:`dlopt.grading.expect`),
+  possibly in loops and after setup statements; no ``assert``. Compute expected values inside the
+  ``expected`` argument (setup statements also run in the student's process); draw random inputs
+  from a generator made in the check cell (``rng = np.random.default_rng(7)``);
+- a free-text question is a markdown cell tagged ``manual`` with ``{"dlopt": {"id", "points"}}``,
+  followed by a markdown cell tagged ``answer`` (graded by hand: ``dlopt-grade grade --manual``);
+- the student copy ``exercises/<set>.ipynb`` has no outputs and is committed.
+
+**Commands** (``dlopt-grade`` or ``python -m dlopt.grading``): ``release``, ``grade``, ``check``;
+see :mod:`dlopt.grading.cli`. **Security model**: :mod:`dlopt.grading.sandbox` and
+:mod:`dlopt.grading.grader`; the book's page *For instructors* explains both.
 """
 
 from __future__ import annotations
@@ -17,11 +28,9 @@ import copy
 import re
 from pathlib import Path
 
-import nbformat
-
 from . import expect
 
-__all__ = ["release_notebook", "release", "STUB", "expect"]
+__all__ = ["release_notebook", "release", "STUB", "expect", "grade", "check"]
 
 STUB = 'raise NotImplementedError("Exercise: replace this line with your solution")'
 _CODE_REGION = re.compile(
@@ -37,7 +46,7 @@ def _strip_code(source: str) -> str:
     return _CODE_REGION.sub(lambda m: f"{m['indent']}{STUB}\n", source)
 
 
-def release_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def release_notebook(nb):
     """Return the student version of a source notebook (the input is not modified)."""
     out = copy.deepcopy(nb)
     cells = []
@@ -58,9 +67,25 @@ def release_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def release(source: str | Path, out_dir: str | Path) -> Path:
     """Write the student version of ``source`` into ``out_dir`` under the same file name."""
+    import nbformat
+
     source = Path(source)
     nb = nbformat.read(source, as_version=4)
     target = Path(out_dir) / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(release_notebook(nb), target)
     return target
+
+
+def grade(*args, **kwargs):
+    """See :func:`dlopt.grading.grader.grade`."""
+    from .grader import grade as _grade
+
+    return _grade(*args, **kwargs)
+
+
+def check(*args, **kwargs):
+    """See :func:`dlopt.grading.cli.check_problem_set`."""
+    from .cli import check_problem_set
+
+    return check_problem_set(*args, **kwargs)

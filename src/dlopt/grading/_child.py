@@ -1,0 +1,314 @@
+"""The sandboxed process of the grader (run as a script: ``python -s -P -B _child.py CONFIG``).
+
+It is started by :mod:`dlopt.grading.sandbox`, never imported by the grader. With
+``mode == "namespaces"`` it starts as root inside fresh mount, pid and network namespaces (made
+by ``unshare``): it builds a new root file system that holds only the Python installation, the
+system libraries and the ``dlopt`` package (read-only), an empty ``/tmp`` and home directory,
+and a ``/proc`` that shows only this sandbox; it ``chroot``\\s into it, forks, and stays as the
+namespace's init (reaping orphans) while the child drops to an unprivileged uid, sets resource
+limits and runs the job. With ``mode == "basic"`` it only sets the limits (and drops the uid when
+asked) in the temporary directory it was started in.
+
+The job (JSON on stdin) is a list of code cells and a list of instrumented check cells. Results go
+to the file descriptor ``cfg["result_fd"]`` as JSON lines; nothing else ever leaves the process
+except its (size-capped) stdout/stderr.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import importlib.util
+import json
+import os
+import random
+import resource
+import signal
+import sys
+import traceback
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_NO_NEW_PRIVS = 38
+HOME = "/home/student"
+
+
+def _load_expect():
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location("_dlopt_expect", os.path.join(here, "expect.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------------------------
+# Namespace mode: a minimal root file system, then chroot
+# ----------------------------------------------------------------------------------------------
+def _mount(libc, src, dst, fstype, flags, data=None):
+    enc = lambda s: None if s is None else s.encode()  # noqa: E731
+    if libc.mount(enc(src), enc(dst), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {src} -> {dst}: {os.strerror(err)}")
+
+
+def _build_root(cfg):
+    libc = ctypes.CDLL(None, use_errno=True)
+    os.umask(0o022)
+    root = cfg["newroot"]
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={cfg['tmpfs_mb']}m,mode=755")
+    for path in cfg["binds"]:
+        target = root + path
+        if os.path.islink(path) and os.path.dirname(path) == "/":
+            os.symlink(os.readlink(path), target)
+            continue
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        elif os.path.exists(path):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "w").close()
+        else:
+            continue
+        flags = MS_NOSUID | (0 if path.startswith("/dev/") else MS_NODEV)
+        _mount(libc, path, target, None, MS_BIND | MS_REC)
+        ro = 0 if path.startswith("/dev/") else MS_RDONLY
+        _mount(libc, None, target, None, MS_BIND | MS_REMOUNT | ro | flags)
+    for hidden in cfg["hide"]:  # a safety net, should a hidden path lie inside a bound tree
+        if os.path.isdir(root + hidden):
+            _mount(libc, "tmpfs", root + hidden, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k")
+    os.makedirs(root + "/proc", exist_ok=True)
+    _mount(libc, "proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.makedirs(root + "/tmp", exist_ok=True)
+    os.chmod(root + "/tmp", 0o1777)
+    os.makedirs(root + HOME, mode=0o700)
+    os.chown(root + HOME, cfg["uid"], cfg["gid"])
+    os.chroot(root)
+    os.chdir(HOME)
+
+
+def _be_init(child: int) -> None:
+    """PID 1 of the sandbox: reap every orphan, leave with the runner's status."""
+    for fd in (0, 1, 2, cfg_result_fd[0]):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    code = 1
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            break
+    os._exit(code if code >= 0 else 128 - code)
+
+
+cfg_result_fd = [None]
+
+
+# ----------------------------------------------------------------------------------------------
+# Limits and privileges
+# ----------------------------------------------------------------------------------------------
+def _drop_privileges(cfg):
+    uid, gid = cfg.get("uid"), cfg.get("gid")
+    if uid is None or os.geteuid() != 0:
+        return
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getuid() == 0 or os.geteuid() == 0:
+        raise RuntimeError("could not drop root privileges")
+
+
+def _limit(cfg):
+    lim = cfg["limits"]
+    pairs = [(resource.RLIMIT_CORE, 0),
+             (resource.RLIMIT_CPU, lim["cpu"]),
+             (resource.RLIMIT_AS, lim["memory_mb"] * 2**20),
+             (resource.RLIMIT_FSIZE, lim["file_mb"] * 2**20),
+             (resource.RLIMIT_NOFILE, lim["nofile"])]
+    if lim.get("nproc"):
+        pairs.append((resource.RLIMIT_NPROC, lim["nproc"]))
+    for which, value in pairs:
+        resource.setrlimit(which, (value, value))
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file raises OSError instead
+
+
+def _block_network():
+    """Best effort only (basic mode): student code can undo it; namespaces mode has no network."""
+    import socket
+
+    class _NoNetwork(socket.socket):
+        def __init__(self, family=-1, *args, **kwargs):
+            if family in (-1, socket.AF_INET, socket.AF_INET6):
+                raise PermissionError("network access is disabled while grading")
+            super().__init__(family, *args, **kwargs)
+
+    socket.socket = _NoNetwork
+    socket.create_connection = lambda *a, **k: (_ for _ in ()).throw(
+        PermissionError("network access is disabled while grading"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Running the job
+# ----------------------------------------------------------------------------------------------
+class _Timeout(BaseException):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _Timeout()
+
+
+class _FakeIPython:
+    """What ``get_ipython()`` returns while grading: magics and shell commands do nothing."""
+
+    def __getattr__(self, name):
+        return _FakeIPython()
+
+    def __call__(self, *args, **kwargs):
+        return None
+
+    def __iter__(self):
+        return iter(())
+
+
+def _describe(exc: BaseException, filename: str | None = None, limit: int = 400) -> str:
+    if isinstance(exc, _Timeout):
+        text = "TimeoutError: time limit exceeded"
+    else:
+        try:
+            message = str(exc)
+        except BaseException:  # noqa: BLE001
+            message = "<unprintable>"
+        text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    if filename is not None:
+        line = None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename == filename:
+                line = frame.lineno
+        if line is not None:
+            text += f" (line {line})"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _run_job(job, cfg, expect):
+    import numpy as np
+
+    out_fd = cfg["result_fd"]
+    main_pid = os.getpid()
+    real_exit = os._exit
+
+    def emit(record):
+        if os.getpid() != main_pid:  # a forked child never reports
+            real_exit(0)
+        try:
+            data = (json.dumps(record, allow_nan=False) + "\n").encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            record = {k: v for k, v in record.items() if k != "d"}
+            record["e"] = f"the value could not be sent as data ({type(exc).__name__})"
+            data = (json.dumps(record) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(out_fd, view):]
+
+    def seed():
+        random.seed(job["seed"])
+        np.random.seed(job["seed"])
+        if "torch" in sys.modules:
+            try:
+                sys.modules["torch"].manual_seed(job["seed"])
+            except Exception:  # noqa: BLE001
+                pass
+
+    def run(code, filename, timeout, namespace):
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            exec(compile(code, filename, "exec"), namespace)  # noqa: S102
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    side = job["side"]
+    namespace = {"__name__": "__main__", "__builtins__": builtins, "get_ipython": _FakeIPython(),
+                 "display": lambda *a, **k: None}
+    emit({"t": "start", "side": side})
+    seed()
+    for i, code in enumerate(job["cells"]):
+        try:
+            run(code, f"<cell {i}>", job["cell_timeout"], namespace)
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+            emit({"t": "cell", "i": i, "error": _describe(exc, f"<cell {i}>")})
+        if os.getpid() != main_pid:
+            real_exit(0)
+
+    for k, check in enumerate(job["checks"]):
+        def record(site, kind, payload, _k=k):
+            if kind == "raises" and side == "student":
+                try:
+                    payload()
+                    data = {"raised": None}
+                except _Timeout:
+                    raise
+                except BaseException as exc:  # noqa: BLE001
+                    data = {"raised": type(exc).__name__,
+                            "mro": [c.__name__ for c in type(exc).__mro__][:20],
+                            "message": _describe(exc)}
+            elif kind == "holds" and side == "reference":
+                data = {name: expect.to_data(value) for name, value in payload.items()}
+            else:
+                try:
+                    data = expect.to_data(payload)
+                except (TypeError, RecursionError, ValueError) as exc:
+                    emit({"t": "rec", "c": _k, "s": site, "e": _describe(exc)})
+                    return None
+            emit({"t": "rec", "c": _k, "s": site, "d": data})
+            return None
+
+        namespace["__dlopt_rec__"] = record
+        seed()
+        try:
+            run(check["code"], f"<check {k}>", check["timeout"], namespace)
+            emit({"t": "check", "c": k, "ok": True})
+        except BaseException as exc:  # noqa: BLE001
+            emit({"t": "check", "c": k, "error": _describe(exc, f"<check {k}>")})
+    emit({"t": "end"})
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    cfg_result_fd[0] = cfg["result_fd"]
+    expect = _load_expect()
+    import numpy  # noqa: F401 - loaded before the root file system narrows
+
+    if cfg["mode"] == "namespaces":
+        _build_root(cfg)
+        child = os.fork()
+        if child:
+            _be_init(child)
+    _drop_privileges(cfg)
+    _limit(cfg)
+    os.environ.clear()
+    os.environ.update(cfg["env"])
+    if cfg["mode"] != "namespaces":
+        _block_network()
+    raw = sys.stdin.buffer.read(cfg["max_job_bytes"] + 1)
+    sys.stdin.close()
+    job = json.loads(raw)
+    _run_job(job, cfg, expect)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
