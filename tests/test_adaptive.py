@@ -132,3 +132,14 @@ def test_train_classifier_learns_digits():
     hist = experiments.train_classifier(model, opt, Xtr, ytr, Xte, yte, epochs=3, progress=False)
     assert len(hist["test_acc"]) == 3 and hist["train_loss"][-1] < hist["train_loss"][0]
     assert hist["test_acc"][-1] > 0.8
+
+
+def test_run_batch_traces_state():
+    grads = rng.standard_normal((5, 2, 3))
+    xs, tr = experiments.run_batch(rules.adam, lambda X, k: grads[k], np.zeros((2, 3)), 5,
+                                   lr=lambda k: 0.1 / (k + 1), trace=("exp_avg", "grad", "lr"),
+                                   betas=(0.5, 0.9))
+    assert tr["exp_avg"].shape == (5, 2, 3) and tr["lr"].shape == (5,)
+    np.testing.assert_allclose(tr["grad"], grads)
+    np.testing.assert_allclose(tr["exp_avg"][1], 0.5 * 0.5 * grads[0] + 0.5 * grads[1])
+    np.testing.assert_allclose(tr["lr"], 0.1 / np.arange(1, 6))

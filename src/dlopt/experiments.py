@@ -31,7 +31,8 @@ def replay(rule: Callable, grads, *, lr, x0=None, **hyperparameters) -> dict:
     rule turns a gradient history into steps. Returns a dict of arrays with one row per step:
     ``"x"`` (the iterate after the step), ``"step"`` (``x_{t} - x_{t-1}``), ``"grad"``, and one
     entry per array-valued or scalar entry of the rule's ``state`` after the step (for example
-    ``"exp_avg"`` and ``"exp_avg_sq"`` for Adam).
+    ``"exp_avg"`` and ``"exp_avg_sq"`` for Adam; the rule's step counter ``state["step"]`` is
+    recorded as ``"t"``).
     """
     g = np.asarray(grads, dtype=float)
     squeeze = g.ndim == 1
@@ -48,7 +49,8 @@ def replay(rule: Callable, grads, *, lr, x0=None, **hyperparameters) -> dict:
         rows["grad"].append(gk.copy())
         for key, value in state.items():
             if isinstance(value, (int, float, np.ndarray, np.number)):
-                rows.setdefault(key, []).append(np.array(value, dtype=float, copy=True))
+                name = "t" if key == "step" else key  # the rule's step counter
+                rows.setdefault(name, []).append(np.array(value, dtype=float, copy=True))
     out = {key: np.array(v) for key, v in rows.items()}
     if squeeze:
         out = {key: (v[:, 0] if v.ndim == 2 and v.shape[1] == 1 else v) for key, v in out.items()}
@@ -56,7 +58,8 @@ def replay(rule: Callable, grads, *, lr, x0=None, **hyperparameters) -> dict:
 
 
 def run_batch(rule: Callable, grad: Callable, x0, steps: int, *, lr, project=None, every: int = 1,
-              progress: bool = False, desc: str | None = None, **hyperparameters) -> np.ndarray:
+              trace: tuple[str, ...] = (), progress: bool = False, desc: str | None = None,
+              **hyperparameters):
     """Run ``steps`` iterations of ``rule`` on a stack of independent iterates.
 
     Parameters
@@ -75,8 +78,14 @@ def run_batch(rule: Callable, grad: Callable, x0, steps: int, *, lr, project=Non
         online methods), or a function modifying ``X`` in place.
     every
         Record the iterates every ``every`` steps (and always the last one).
+    trace
+        Names of entries of the rule's ``state`` to record after *every* step (e.g.
+        ``("exp_avg", "max_exp_avg_sq")``); ``"grad"`` records the oracle's gradients and
+        ``"lr"`` the step sizes.
 
-    Returns the recorded iterates, shape ``(records, S, n)``; row 0 is ``x0``.
+    Returns the recorded iterates, shape ``(records, S, n)``; row 0 is ``x0``. With ``trace``,
+    returns ``(iterates, traced)`` where ``traced[name]`` has shape ``(steps, S, n)`` (``(steps,)``
+    for ``"lr"``).
     """
     if steps < 0:
         raise ValueError(f"steps must be non-negative, got {steps}")
@@ -93,6 +102,7 @@ def run_batch(rule: Callable, grad: Callable, x0, steps: int, *, lr, project=Non
     schedule = _schedule(lr)
     state: dict = {}
     record = [X.copy()]
+    traced: dict[str, list] = {name: [] for name in trace}
     iterator = range(steps)
     if progress:
         from tqdm.auto import tqdm
@@ -100,11 +110,17 @@ def run_batch(rule: Callable, grad: Callable, x0, steps: int, *, lr, project=Non
         iterator = tqdm(iterator, desc=desc or getattr(rule, "__name__", "run_batch"), leave=False)
     with np.errstate(over="ignore", invalid="ignore"):
         for k in iterator:
-            rule(X, np.asarray(grad(X, k), dtype=float), state, lr=schedule(k), **hyperparameters)
+            g, eta = np.asarray(grad(X, k), dtype=float), schedule(k)
+            rule(X, g, state, lr=eta, **hyperparameters)
+            for name in trace:
+                value = g if name == "grad" else eta if name == "lr" else state[name]
+                traced[name].append(np.array(value, dtype=float, copy=True))
             if project is not None:
                 project(X)
             if (k + 1) % every == 0 or k + 1 == steps:
                 record.append(X.copy())
+    if trace:
+        return np.array(record), {name: np.array(v) for name, v in traced.items()}
     return np.array(record)
 
 
