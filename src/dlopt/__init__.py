@@ -11,7 +11,8 @@ Every chapter and exercise of the book imports this package instead of copying c
 - :mod:`dlopt.calculus` -- finite-difference derivatives, Taylor models, critical points;
 - :mod:`dlopt.information` -- entropy, cross-entropy, KL divergence, softmax;
 - :mod:`dlopt.nn` -- activations, losses and a multilayer perceptron with hand-written backprop;
-- :mod:`dlopt.landscape` -- loss-landscape tools: symmetric minima, critical points, sharpness.
+- :mod:`dlopt.landscape` -- loss-landscape tools: symmetric minima, critical points, sharpness;
+- :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ __all__ = [
     "run",
     "seed",
 ]
+
+
+def __getattr__(name: str):
+    """Import :mod:`dlopt.torch` on first use, so that ``import dlopt`` does not import torch."""
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def device(verbose: bool = False):
