@@ -871,3 +871,86 @@ class QuarticBowl(Objective):
 
 
 __all__ += ["TwoBasin", "QuarticBowl"]
+
+
+class PowellSingular(Objective):
+    r"""Powell's singular function (extended to ``n = 4k`` variables, blocks of four):
+
+    .. math:: f=\sum_{\text{blocks}}(x_1+10x_2)^2+5(x_3-x_4)^2+(x_2-2x_3)^4+10(x_1-x_4)^4 .
+
+    Minimum 0 at the origin, where the Hessian is **singular** (rank 2 per block): Newton's method
+    converges only linearly there, a standard stress test for second-order methods. The usual
+    start is :attr:`x0` ``= (3, -1, 0, 1, 3, -1, 0, 1, ...)``.
+    """
+
+    def __init__(self, n: int = 4):
+        if n < 4 or n % 4:
+            raise ValueError(f"PowellSingular needs n a positive multiple of 4, got {n}")
+        self.dim = n
+        self.name = "Powell singular" if n == 4 else f"Powell singular-{n}"
+        self.minimizer = np.zeros(n)
+        self.minimum = 0.0
+        self.x0 = np.tile([3.0, -1.0, 0.0, 1.0], n // 4)
+
+    def value(self, x):
+        x = _point(x)
+        x1, x2, x3, x4 = x[..., 0::4], x[..., 1::4], x[..., 2::4], x[..., 3::4]
+        return ((x1 + 10 * x2) ** 2 + 5 * (x3 - x4) ** 2 + (x2 - 2 * x3) ** 4
+                + 10 * (x1 - x4) ** 4).sum(-1)
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        x1, x2, x3, x4 = x[..., 0::4], x[..., 1::4], x[..., 2::4], x[..., 3::4]
+        p, q, a, b = x1 + 10 * x2, x3 - x4, x2 - 2 * x3, x1 - x4
+        g = np.empty_like(x)
+        g[..., 0::4] = 2 * p + 40 * b**3
+        g[..., 1::4] = 20 * p + 4 * a**3
+        g[..., 2::4] = 10 * q - 8 * a**3
+        g[..., 3::4] = -10 * q - 40 * b**3
+        return g
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        H = np.zeros(x.shape[:-1] + (self.dim, self.dim))
+        for j in range(0, self.dim, 4):
+            a2 = (x[..., j + 1] - 2 * x[..., j + 2]) ** 2
+            b2 = (x[..., j] - x[..., j + 3]) ** 2
+            block = [[2 + 120 * b2, 20 + 0 * a2, 0 * a2, -120 * b2],
+                     [20 + 0 * a2, 200 + 12 * a2, -24 * a2, 0 * a2],
+                     [0 * a2, -24 * a2, 10 + 48 * a2, -10 + 0 * a2],
+                     [-120 * b2, 0 * a2, -10 + 0 * a2, 10 + 120 * b2]]
+            for r in range(4):
+                for c in range(4):
+                    H[..., j + r, j + c] = block[r][c]
+        return H
+
+
+class Rastrigin(Objective):
+    r"""The Rastrigin function :math:`f(x)=An+\sum_i\big(x_i^2-A\cos(2\pi x_i)\big)`: a bowl
+    covered with a regular grid of local minima (near the integer points); global minimum 0 at the
+    origin. Local methods stop in whichever basin they start in."""
+
+    def __init__(self, n: int = 2, A: float = 10.0):
+        if n < 1:
+            raise ValueError(f"Rastrigin needs n >= 1, got {n}")
+        self.dim, self.A = n, float(A)
+        self.name = "Rastrigin" if n == 2 else f"Rastrigin-{n}"
+        self.minimizer = np.zeros(n)
+        self.minimum = 0.0
+
+    def value(self, x):
+        x = _point(x)
+        cos = np.cos(2 * np.pi * x) if isinstance(x, np.ndarray) else (2 * np.pi * x).cos()
+        return self.A * self.dim + (x * x - self.A * cos).sum(-1)
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        return 2 * x + 2 * np.pi * self.A * np.sin(2 * np.pi * x)
+
+    def hess(self, x):
+        x = np.asarray(x, dtype=float)
+        diag = 2 + 4 * np.pi**2 * self.A * np.cos(2 * np.pi * x)
+        return diag[..., :, None] * np.eye(self.dim)
+
+
+__all__ += ["PowellSingular", "Rastrigin"]
