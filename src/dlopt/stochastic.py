@@ -27,12 +27,16 @@ from .rules import gd
 
 __all__ = [
     "noisy_oracle",
+    "minibatch_oracle",
     "Ensemble",
     "ensemble",
     "langevin_sigma",
     "stationary_covariance",
     "stationary_excess",
+    "least_squares_stationary",
+    "expected_excess",
     "kramers_time",
+    "mean_first_passage",
     "arrhenius_fit",
     "polyak_average",
     "mean_ci",
@@ -58,6 +62,29 @@ def noisy_oracle(objective, sigma: float, rng: np.random.Generator, cov=None):
         return g + (sigma * xi if chol is None else xi @ chol.T)
 
     return oracle
+
+
+def minibatch_oracle(X, y, batch_size: int):
+    r"""Per-run mini-batch gradients of least squares for :func:`ensemble` (``grad=``).
+
+    Returns ``grad(W, k, rng)`` for stacked parameters ``W`` of shape ``(runs, n)``: each run
+    draws its own ``batch_size`` sample indices uniformly *with* replacement and gets
+    :math:`\frac1b\sum_{i\in B}(x_i^\top w-y_i)x_i`, an unbiased estimate of the gradient of
+    :math:`\frac1{2m}\lVert Xw-y\rVert^2` whose covariance is :math:`\Sigma(w)/b`, with
+    :math:`\Sigma(w)` the covariance of a single-sample gradient.
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float).reshape(-1)
+    m = X.shape[0]
+    if not 1 <= batch_size:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+    def grad(W, k, rng):
+        idx = rng.integers(0, m, (W.shape[0], batch_size))
+        Xb = X[idx]  # (runs, b, n)
+        r = np.einsum("rbn,rn->rb", Xb, W) - y[idx]
+        return np.einsum("rb,rbn->rn", r, Xb) / batch_size
+
+    return grad
 
 
 def langevin_sigma(temperature: float, lr: float) -> float:
@@ -99,14 +126,15 @@ class Ensemble:
 
 
 def ensemble(objective, x0, steps: int, *, lr: float | Callable[[int], float], sigma: float = 0.0,
-             temperature: float | None = None, grad: Callable | None = None,
+             cov=None, temperature: float | None = None, grad: Callable | None = None,
              rng: np.random.Generator | None = None, rule: Callable = gd, stop: Callable | None = None,
              record: bool = False, record_values: bool = True, progress: bool = False,
              **hyperparameters) -> Ensemble:
     r"""Run ``rule`` on many independent copies at once; the rows of ``x0`` are the runs.
 
     The gradient handed to the rule is ``∇f(X) + σ_k ξ_k`` with fresh standard normal ``ξ_k`` per
-    run and step, where ``σ_k = sigma`` (SGD with additive noise; temperature ``η_kσ²/2``) or,
+    run and step, where ``σ_k = sigma`` (SGD with additive noise; temperature ``η_kσ²/2``; with
+    ``cov`` the noise is ``N(0, σ² cov)`` instead of ``N(0, σ² I)``) or,
     with ``temperature=T``, ``σ_k = sqrt(2T/η_k)`` so that every step is a Langevin step
     :math:`x-\eta\nabla f(x)+\sqrt{2\eta T}\xi` at fixed temperature whatever the step size.
     ``grad(X, k, rng)`` replaces ``∇f(X) + noise`` entirely (e.g. per-run mini-batches).
@@ -135,6 +163,7 @@ def ensemble(objective, x0, steps: int, *, lr: float | Callable[[int], float], s
     rng = np.random.default_rng() if rng is None else rng
     schedule = lr if callable(lr) else (lambda k, _lr=float(lr): _lr)
     runs = X.shape[0]
+    chol_t = None if cov is None else np.linalg.cholesky(np.asarray(cov, dtype=float)).T
     state: dict = {}
     hit = np.full(runs, -1, dtype=int)
     active = np.ones(runs, dtype=bool)
@@ -158,7 +187,8 @@ def ensemble(objective, x0, steps: int, *, lr: float | Callable[[int], float], s
                 g = objective.grad(X)
                 s = np.sqrt(2.0 * temperature / eta) if temperature is not None else sigma
                 if np.any(s):
-                    g = g + s * rng.standard_normal(X.shape)
+                    xi = rng.standard_normal(X.shape)
+                    g = g + s * (xi if chol_t is None else xi @ chol_t)
             frozen = None if stop is None else X[~active].copy()
             rule(X, g, state, lr=eta, **hyperparameters)
             if frozen is not None and len(frozen):
@@ -205,6 +235,63 @@ def stationary_excess(H, C, lr: float) -> float:
     return 0.5 * float(np.trace(H @ stationary_covariance(H, C, lr)))
 
 
+def expected_excess(H, C, e0, lrs) -> np.ndarray:
+    r"""Exact :math:`\E f(x_k)-f^\star` of SGD on a quadratic with additive noise, for any steps.
+
+    For :math:`e_{k+1}=(I-\eta_kH)e_k-\eta_k\xi_k` with :math:`\operatorname{Cov}\xi_k=C` the mean
+    and second moment evolve deterministically, :math:`\bar e_{k+1}=(I-\eta_kH)\bar e_k` and
+    :math:`P_{k+1}=(I-\eta_kH)P_k(I-\eta_kH)+\eta_k^2C`, and
+    :math:`\E f(x_k)-f^\star=\tfrac12\operatorname{tr}(HP_k)`. ``e0 = x0 - x*``; ``lrs`` is the
+    sequence of step sizes. Returns an array of length ``len(lrs) + 1``.
+    """
+    H, C = np.atleast_2d(np.asarray(H, dtype=float)), np.atleast_2d(np.asarray(C, dtype=float))
+    e0 = np.asarray(e0, dtype=float).reshape(-1)
+    lam, Q = np.linalg.eigh(H)
+    Ct = Q.T @ C @ Q  # work in the eigenbasis of H: (I - eta H) is diagonal there
+    et = Q.T @ e0
+    P = np.outer(et, et)
+    out = [0.5 * float(np.sum(lam * np.diag(P)))]
+    for eta in np.asarray(lrs, dtype=float):
+        d = 1.0 - eta * lam
+        P = d[:, None] * P * d[None, :] + eta**2 * Ct
+        out.append(0.5 * float(np.sum(lam * np.diag(P))))
+    return np.array(out)
+
+
+def least_squares_stationary(X, y, lr: float, batch_size: int = 1) -> np.ndarray:
+    r"""Exact stationary covariance of mini-batch SGD on least squares (sampling with replacement).
+
+    With :math:`H_i=x_ix_i^\top`, :math:`H=\frac1m\sum_iH_i`, the residual gradients at the
+    minimiser :math:`u_i=(x_i^\top w^\star-y_i)x_i` and :math:`\Sigma^\star=\frac1m\sum_iu_iu_i^\top`,
+    the error :math:`e_k=w_k-w^\star` has a stationary covariance :math:`S` solving the linear
+    equation
+
+    .. math:: S=(I-\eta H)S(I-\eta H)+\frac{\eta^2}{b}\Big(\Sigma^\star+\frac1m\sum_iH_iSH_i-HSH\Big),
+
+    whose last two terms are the *multiplicative* part of the noise (it grows with the spread of
+    the iterates); without them it is :func:`stationary_covariance` with :math:`C=\Sigma^\star/b`.
+    Solved by vectorisation (:math:`n^2` unknowns). Raises ``ValueError`` if no stationary
+    covariance exists (the step is too large for the noise).
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float).reshape(-1)
+    m, n = X.shape
+    w_star = np.linalg.lstsq(X, y, rcond=None)[0]
+    U = (X @ w_star - y)[:, None] * X
+    sigma_star = U.T @ U / m
+    H = X.T @ X / m
+    M = np.eye(n) - lr * H
+    Hi = X[:, :, None] * X[:, None, :]
+    K = np.einsum("iab,icd->acbd", Hi, Hi).reshape(n * n, n * n) / m  # vec(H_i S H_i), row-major
+    A = np.eye(n * n) - np.kron(M, M) - lr**2 / batch_size * (K - np.kron(H, H))
+    S = np.linalg.solve(A, (lr**2 / batch_size * sigma_star).ravel()).reshape(n, n)
+    S = 0.5 * (S + S.T)
+    # stationary only if the second-moment recursion contracts
+    B = np.kron(M, M) + lr**2 / batch_size * (K - np.kron(H, H))
+    if np.max(np.abs(np.linalg.eigvals(B))) >= 1 or np.linalg.eigvalsh(S)[0] < 0:
+        raise ValueError(f"mini-batch SGD has no stationary covariance at lr={lr}, batch_size={batch_size}")
+    return S
+
+
 def kramers_time(barrier: float, curv_min: float, curv_saddle: float, temperature) -> np.ndarray:
     r"""Kramers' mean escape time for overdamped Langevin dynamics
     :math:`dx=-f'(x)\,dt+\sqrt{2T}\,dW`:
@@ -218,6 +305,30 @@ def kramers_time(barrier: float, curv_min: float, curv_saddle: float, temperatur
         raise ValueError("need a positive barrier and a positive curvature at the minimum")
     T = np.asarray(temperature, dtype=float)
     return 2 * np.pi / np.sqrt(curv_min * abs(curv_saddle)) * np.exp(barrier / T)
+
+
+def mean_first_passage(objective, start: float, target: float, temperature: float,
+                       num: int = 4001, left: float | None = None) -> float:
+    r"""Exact mean first-passage time of 1-D overdamped Langevin dynamics from ``start`` to
+    ``target > start`` (reflecting far to the left):
+
+    .. math:: \tau=\frac1T\int_{a}^{b}e^{f(y)/T}\int_{-\infty}^{y}e^{-f(z)/T}\,dz\,dy ,
+
+    evaluated by the trapezoidal rule on ``num`` points (the inner integral starts at ``left``,
+    by default 3 units left of ``start``, where :math:`e^{-f/T}` is negligible for confining f).
+    """
+    if not target > start:
+        raise ValueError("target must lie right of start")
+    T = float(temperature)
+    lo = start - 3.0 if left is None else float(left)
+    z = np.linspace(lo, target, num)
+    fz = np.asarray(objective.value(z[:, None]), dtype=float)
+    shift = fz.min()
+    inner = np.concatenate([[0.0], np.cumsum(0.5 * (np.exp(-(fz[1:] - shift) / T) + np.exp(-(fz[:-1] - shift) / T)) * np.diff(z))])
+    outer = np.exp((fz - shift) / T) * inner / T
+    mask = z >= start
+    zz, oo = z[mask], outer[mask]
+    return float(np.sum(0.5 * (oo[1:] + oo[:-1]) * np.diff(zz)))
 
 
 def arrhenius_fit(temperatures, times) -> tuple[float, float]:
