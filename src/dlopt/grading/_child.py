@@ -244,6 +244,7 @@ def _run_job(job, cfg, expect):
     emit({"t": "start", "side": side})
     seed()
     for i, code in enumerate(job["cells"]):
+        emit({"t": "at", "i": i})
         try:
             run(code, f"<cell {i}>", job["cell_timeout"], namespace)
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything
@@ -275,6 +276,7 @@ def _run_job(job, cfg, expect):
             return None
 
         namespace["__dlopt_rec__"] = record
+        emit({"t": "at", "c": k})
         seed()
         try:
             run(check["code"], f"<check {k}>", check["timeout"], namespace)

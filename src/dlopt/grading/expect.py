@@ -168,13 +168,20 @@ def compare_equal(actual, expected) -> str | None:
 def as_array_if_numeric(data):
     """Turn numeric (nested) lists into numpy arrays for a predicate; leave other data alone."""
     data = from_data(data)
-    if isinstance(data, list):
+    if isinstance(data, list) and _all_numbers(data):
         try:
-            arr = np.asarray(data, dtype=float)
-        except (TypeError, ValueError):
+            return np.asarray(data, dtype=float)
+        except (TypeError, ValueError):  # ragged lists stay lists
             return data
-        return arr
     return data
+
+
+def _all_numbers(data, depth: int = 0) -> bool:
+    if depth > 60:
+        return False
+    if isinstance(data, list):
+        return all(_all_numbers(v, depth + 1) for v in data)
+    return isinstance(data, (int, float))  # bools are ints; strings are not numbers
 
 
 # ----------------------------------------------------------------------------------------------

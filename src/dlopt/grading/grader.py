@@ -51,6 +51,7 @@ class Result:
     detail: str = ""                                # why the status is not ok
     cell_errors: list = field(default_factory=list)  # (notebook cell number, error)
     output: str = ""
+    last_cell: int | None = None                    # the notebook cell running when the process ended
 
     def total(self) -> float:
         return sum(self.points.values()) + sum(self.manual.values())
@@ -169,6 +170,8 @@ def score(ps: ProblemSet, reference: dict, run: RunResult, limits: Limits, stude
     ncheck = len(ps.checks)
     for r in run.records:
         t, c = r.get("t"), r.get("c")
+        if t == "at":
+            res.last_cell = r["i"] if isinstance(r.get("i"), int) else None
         if t == "cell" and isinstance(r.get("i"), int) and isinstance(r.get("error"), str):
             res.cell_errors.append((r["i"], _short(r["error"])))
         if not (isinstance(c, int) and 0 <= c < ncheck) or c in finished:
@@ -235,7 +238,13 @@ def grade_one(ps: ProblemSet, reference: dict, path: Path, *, limits: Limits, wo
                   workdir=workdir, isolation=isolation, slot=slot, hide=hide)
     res = score(ps, reference, run, limits, student)
     res.answers = sub.answers
-    res.cell_errors = [(sub.cells[i][0] if 0 <= i < len(sub.cells) else i, e) for i, e in res.cell_errors]
+    number = lambda i: sub.cells[i][0] if 0 <= i < len(sub.cells) else i  # noqa: E731
+    res.cell_errors = [(number(i), e) for i, e in res.cell_errors]
+    if res.status != "ok" and res.last_cell is not None:
+        res.detail += f", while running cell {number(res.last_cell)} of the notebook"
+        for c in ps.checks:
+            if res.reasons[c.id] and res.reasons[c.id].startswith("not finished"):
+                res.reasons[c.id] = f"not finished: {res.detail}"
     return res
 
 

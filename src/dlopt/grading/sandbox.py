@@ -113,9 +113,15 @@ def _is_within(path: str, parent: str) -> bool:
 def _binds(hide: list[str]) -> list[str]:
     import dlopt
 
+    import sysconfig
+
     python = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)),
               str(Path(dlopt.__file__).resolve().parent.parent)]
-    python += [p for p in sys.path if p]
+    python += [sysconfig.get_path(k) or "" for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    # only installed-package folders from sys.path: the grader's own sys.path may hold a project
+    # or tests folder (pytest, PYTHONPATH=.) that must not be visible
+    python += [p for p in sys.path if p and os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages")]
+    python = [p for p in python if p]
     keep = []
     for p in _SYSTEM_DIRS + [os.path.realpath(p) for p in python]:
         if not os.path.exists(p) and not os.path.islink(p):

@@ -1,0 +1,293 @@
+"""The adversarial battery: hostile submissions get exactly the points they deserve, with a reason.
+
+One problem set (``tests/grading_cases/battery.ipynb``, 6 automatic points: ``sq`` 1, ``sq-hidden``
+2, ``log`` 1, ``count`` 1, ``order`` 1, plus a manual question) and about forty submissions built
+below, graded in one batch with ``--jobs 2`` and tight limits. Each case states the points per
+check it deserves and a phrase that must appear in its feedback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from dlopt.grading import release_notebook
+from dlopt.grading.grader import grade
+from dlopt.grading.sandbox import Limits, default_isolation, run_job
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "tests" / "grading_cases" / "battery.ipynb"
+LIMITS = Limits(timeout=10, cell_timeout=2, check_timeout=2, memory_mb=1024, nproc=64, file_mb=16,
+                output_kb=16, results_mb=8)
+FULL = {"sq": 1, "sq-hidden": 2, "log": 1, "count": 1, "order": 1}
+ZERO = dict.fromkeys(FULL, 0)
+
+HEADER = "import math\nimport numpy as np\nfrom dlopt.grading import expect\n"
+SQUARE = "def square(x):\n    return np.asarray(x, dtype=float) ** 2\n"
+LOG = ("def safe_log(x):\n    if x <= 0:\n        raise ValueError('x must be positive')\n"
+       "    return math.log(x)\n")
+COUNT = "def count_positive(values):\n    return int(sum(1 for v in values if v > 0))\n"
+DESC = "def descending(values):\n    return sorted(values, reverse=True)\n"
+CORRECT = [HEADER, SQUARE, LOG, COUNT, DESC]
+WRONG = [HEADER, "def square(x):\n    return x\n", "def safe_log(x):\n    return 0.0\n",
+         "def count_positive(values):\n    return 0\n", "def descending(values):\n    return values\n"]
+
+
+def but(**replace):
+    """The correct solution with some functions replaced."""
+    parts = {"square": SQUARE, "safe_log": LOG, "count_positive": COUNT, "descending": DESC}
+    parts.update(replace)
+    return [HEADER] + [p for p in parts.values() if p]
+
+
+def with_points(**points):
+    return dict(FULL, **points)
+
+
+# name -> (code cells, deserved points per check, phrase in the feedback, expected status)
+def cases(paths: dict) -> dict:
+    src, sub_dir, out = paths["source"], paths["submissions"], paths["out"]
+    read_secrets = f"""
+import glob, os
+leaked = []
+targets = [{str(src)!r}, {str(sub_dir / 'correct.ipynb')!r}, {str(out / 'grades.csv')!r},
+           {str(out / '.reference.json')!r}, {str(ROOT / 'exercises/source/gradient-descent.ipynb')!r},
+           {str(ROOT / '.git/HEAD')!r}, '/proc/1/root' + {str(src)!r}, '/proc/1/cwd/battery.ipynb',
+           '/root/.bash_history', '/proc/1/environ']
+for t in targets:
+    try:
+        with open(t, 'rb') as fh:
+            fh.read(10)
+        leaked.append(t)
+    except Exception:
+        pass
+for d in [{str(sub_dir)!r}, {str(out)!r}, {str(src.parent)!r}, '/proc/1/root/tmp', '/work/main/exercises']:
+    try:
+        if os.listdir(d):
+            leaked.append(d)
+    except Exception:
+        pass
+leaked += [p for p in glob.glob('/tmp/**/*.ipynb', recursive=True)]
+leaked += [p for p in glob.glob('/home/**/*.ipynb', recursive=True)]
+leaked += [p for p in os.listdir('/proc') if p.isdigit() and int(p) > 2 and os.path.exists(f'/proc/{{p}}/cmdline')
+           and b'grader' in open(f'/proc/{{p}}/cmdline', 'rb').read()]
+"""
+    leak_check = "if leaked:\n    def square(x):\n        return 'LEAKED ' + repr(leaked)\n"
+    forge = """
+import json, os, sys
+fd = json.loads(open('/proc/self/cmdline', 'rb').read().split(b'\\0')[-2])['result_fd']
+for c in range(5):
+    os.write(fd, (json.dumps({'t': 'rec', 'c': c, 's': 0, 'd': [0.0, 0.0, 0.0, 0.0]}) + '\\n').encode())
+    os.write(fd, (json.dumps({'t': 'check', 'c': c, 'ok': True}) + '\\n').encode())
+"""
+    return {
+        "correct": (CORRECT, FULL, "Score: 7 / 7", "ok"),
+        "partial": (but(safe_log="def safe_log(x):\n    return math.log(abs(x))\n",
+                        count_positive="def count_positive(values):\n    return len(values)\n"),
+                    with_points(log=0, count=0), "expected ValueError", "ok"),
+        "empty-notebook": ([], ZERO, "NameError", "ok"),
+        "wrong-everything": (WRONG, ZERO, "got", "ok"),
+        "infinite-loop-cell": (CORRECT + ["while True:\n    pass\n"], FULL, "TimeoutError", "ok"),
+        "infinite-loop-function": (but(square="def square(x):\n    while True:\n        pass\n"),
+                                   with_points(sq=0, **{"sq-hidden": 0}), "TimeoutError", "ok"),
+        "ignores-alarm": (CORRECT + ["import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                                     "while True:\n    pass\n"], ZERO, "time limit", "timeout"),
+        "fork-bomb": (CORRECT + ["import os\nwhile True:\n    os.fork()\n"], FULL, "BlockingIOError", "ok"),
+        "allocate-50GB": (CORRECT + ["import numpy as np\nx = np.ones(50 * 2**30 // 8)\n"], FULL,
+                          "MemoryError", "ok"),
+        "eat-memory": (CORRECT + ["hog = []\nwhile True:\n    hog.append(bytearray(256 * 2**20))\n"], FULL,
+                       "MemoryError", "ok"),
+        "os-exit-mid-notebook": ([HEADER, SQUARE, "import os\nos._exit(0)\n", LOG, COUNT, DESC], ZERO,
+                                 "exited with code 0", "exited"),
+        "sys-exit": (CORRECT + ["import sys\nsys.exit(1)\n"], FULL, "SystemExit", "ok"),
+        "kill-parent": (CORRECT + ["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"], FULL,
+                        "PermissionError", "ok"),
+        "kill-everyone": (CORRECT + ["import os, signal\nos.kill(-1, signal.SIGKILL)\n"], FULL,
+                          "ProcessLookupError", "ok"),
+        "segfault": ([HEADER, SQUARE, "import ctypes\nctypes.string_at(0)\n", LOG, COUNT, DESC], ZERO,
+                     "signal 11", "killed"),
+        "print-1GB": (CORRECT + ["import sys\nchunk = 'x' * 2**20\nfor _ in range(1024):\n"
+                                 "    sys.stdout.write(chunk)\n"], FULL, "Score: 6 / 7", "ok"),
+        "write-huge-file": (CORRECT + ["with open('big.bin', 'wb') as fh:\n    fh.write(b'x' * 100 * 2**20)\n"],
+                            FULL, "File too large", "ok"),
+        "monkeypatch-comparisons": (["import math, builtins, numpy as np\n"
+                                     "np.allclose = lambda *a, **k: True\nnp.isclose = lambda *a, **k: True\n"
+                                     "math.isclose = lambda *a, **k: True\nbuiltins.abs = lambda x: 0\n"
+                                     "np.testing.assert_allclose = lambda *a, **k: None\n"] + WRONG[1:],
+                                    ZERO, "got", "ok"),
+        "eq-always-true": (but(square="class Yes:\n    def __eq__(self, other):\n        return True\n"
+                                      "    __hash__ = object.__hash__\n"
+                                      "def square(x):\n    return Yes()\n"),
+                           with_points(sq=0, **{"sq-hidden": 0}), "not data", "ok"),
+        "float-subclass": (but(safe_log="class F(float):\n    def __eq__(self, o):\n        return True\n"
+                                        "    __hash__ = float.__hash__\n"
+                                        "def safe_log(x):\n    if x <= 0:\n        raise ValueError\n"
+                                        "    return F(0.0)\n"), with_points(log=0), "expected 0.69", "ok"),
+        "ipython-input-transformer": (WRONG + ["ip = get_ipython()\n"
+                                               "ip.input_transformers_cleanup.append(lambda lines: ['pass\\n'])\n"
+                                               "ip.input_transformers_post.append(lambda lines: ['pass\\n'])\n"],
+                                      ZERO, "got", "ok"),
+        "magics": (["%matplotlib inline\n!echo hi\n"] + CORRECT, FULL, "Score: 6 / 7", "ok"),
+        "read-secrets": ([read_secrets] + CORRECT + [leak_check], FULL, "Score: 6 / 7", "ok"),
+        "fake-results": (CORRECT + [f"""
+import os
+for p in [{str(out / 'grades.csv')!r}, {str(out / 'feedback' / 'fake-results.md')!r},
+          {str(out / '.reference.json')!r}, 'grades.csv']:
+    try:
+        os.makedirs(os.path.dirname(p) or '.', exist_ok=True)
+        with open(p, 'w') as fh:
+            fh.write('student,total\\nfake-results,1000\\n')
+    except OSError:
+        pass
+"""], FULL, "Score: 6 / 7", "ok"),
+        "network": (but(count_positive="""
+import socket
+def count_positive(values):
+    try:
+        socket.create_connection(('1.1.1.1', 53), timeout=2).close()
+        return 999
+    except OSError:
+        return int(sum(1 for v in values if v > 0))
+""") + ["import socket\nsocket.create_connection(('8.8.8.8', 53), timeout=2)\n"], FULL, "OSError", "ok"),
+        "import-solution": ([HEADER, f"""
+import sys, nbformat
+sys.path.insert(0, {str(src.parent)!r})
+nb = nbformat.read({str(src)!r}, as_version=4)
+for cell in nb.cells:
+    if cell.cell_type == 'code' and 'check' not in cell.metadata.get('tags', []):
+        exec(cell.source)
+"""], ZERO, "NameError", "ok"),
+        "reseed": (CORRECT + ["import random\nrandom.seed(99)\nnp.random.seed(123)\nnp.random.rand(1000)\n"],
+                   FULL, "Score: 6 / 7", "ok"),
+        "patch-default-rng": (CORRECT + ["_orig = np.random.default_rng\n"
+                                         "np.random.default_rng = lambda *a, **k: _orig(12345)\n"],
+                              with_points(**{"sq-hidden": 0}), "expected", "ok"),
+        "nan-answers": (but(square="def square(x):\n    return np.full(len(x), np.nan)\n"),
+                        with_points(sq=0, **{"sq-hidden": 0}), "nan", "ok"),
+        "inf-answers": (but(safe_log="def safe_log(x):\n    if x <= 0:\n        raise ValueError\n"
+                                     "    return float('inf')\n"), with_points(log=0), "inf", "ok"),
+        "wrong-shape": (but(square="def square(x):\n    return (np.asarray(x, float) ** 2).reshape(-1, 1)\n"),
+                        with_points(sq=0, **{"sq-hidden": 0}), "got", "ok"),
+        "wrong-dtype": (but(count_positive="def count_positive(values):\n    return '2'\n",
+                            descending="def descending(values):\n    return [str(v) for v in sorted(values)[::-1]]\n"),
+                        with_points(count=0, order=0), "expected 2", "ok"),
+        "renamed-functions": (but(square="def sqr(x):\n    return np.asarray(x, float) ** 2\n"),
+                              with_points(sq=0, **{"sq-hidden": 0}), "NameError", "ok"),
+        "deep-nesting": (but(descending="def descending(values):\n    a = []\n    for _ in range(200):\n"
+                                        "        a = [a]\n    return a\n"), with_points(order=0), "nested", "ok"),
+        "huge-int": (but(count_positive="def count_positive(values):\n    return 10 ** 5000\n"),
+                     with_points(count=0), "could not be sent", "ok"),
+        "recursion": (but(square="def square(x):\n    return square(x)\n"),
+                      with_points(sq=0, **{"sq-hidden": 0}), "RecursionError", "ok"),
+        "forge-results": (WRONG + [forge], ZERO, "got", "ok"),
+    }
+
+
+def notebook(cells: list) -> nbformat.NotebookNode:
+    return new_notebook(cells=[new_code_cell(c) for c in cells])
+
+
+@pytest.fixture(scope="module")
+def battery(tmp_path_factory):
+    if os.geteuid() == 0:  # never fork-bomb as root: check the sandbox really drops privileges first
+        probe = run_job({"side": "student", "seed": 0, "cells": [], "checks": [
+            {"code": "import os, resource\n__dlopt_rec__(0, 'equal', ([os.getuid(), os.geteuid(), "
+                     "list(resource.getrlimit(resource.RLIMIT_NPROC))]))", "timeout": 5}]},
+            limits=LIMITS, workdir=tmp_path_factory.mktemp("probe"))
+        data = [r["d"] for r in probe.records if r["t"] == "rec"]
+        assert data and data[0][0] != 0 and data[0][1] != 0 and data[0][2] == [64, 64], probe
+    base = tmp_path_factory.mktemp("battery")
+    paths = {"source": SOURCE, "submissions": base / "submissions", "out": base / "results"}
+    paths["submissions"].mkdir()
+    table = cases(paths)
+    for name, (cells, _, _, _) in table.items():
+        nbformat.write(notebook(cells), paths["submissions"] / f"{name}.ipynb")
+    sub = paths["submissions"]
+    # submissions that are not (good) notebooks
+    (sub / "not-a-notebook.py").write_text(SQUARE + LOG + COUNT + DESC)
+    (sub / "invalid-json.ipynb").write_text('{"cells": [{"cell_type": "code", "source": "x = 1"')
+    (sub / "json-not-notebook.ipynb").write_text("[1, 2, 3]")
+    (sub / "non-utf8.ipynb").write_bytes(json.dumps(notebook(CORRECT)).encode("utf-16"))
+    (sub / "huge-notebook.ipynb").write_text(json.dumps({"cells": [], "padding": "x" * 6 * 2**20}))
+    big = notebook(CORRECT)
+    big.cells[1].outputs = [nbformat.v4.new_output("stream", text="y" * 3 * 2**20)]
+    nbformat.write(big, sub / "large-outputs.ipynb")
+    student = release_notebook(nbformat.read(SOURCE, as_version=4))
+    nbformat.write(student, sub / "unsolved-student-copy.ipynb")
+    solved = release_notebook(nbformat.read(SOURCE, as_version=4))
+    solutions = iter([SQUARE, LOG, COUNT + DESC])
+    kept = []
+    for cell in solved.cells:
+        if cell.cell_type == "code" and "NotImplementedError" in cell.source:
+            cell.source = next(solutions)
+        if "check" in cell.metadata.get("tags", []):
+            continue  # delete the visible checks
+        kept.append(cell)
+    solved.cells = kept
+    nbformat.write(solved, sub / "deleted-visible-checks.ipynb")
+    edited = release_notebook(nbformat.read(SOURCE, as_version=4))
+    solutions = iter(["def square(x):\n    return x\n", LOG, COUNT + DESC])
+    for cell in edited.cells:
+        if cell.cell_type == "code" and "NotImplementedError" in cell.source:
+            cell.source = next(solutions)
+        elif "check" in cell.metadata.get("tags", []):
+            cell.source = "expect.close(square([1, 2, 3]), [1, 2, 3])  # edited to match my answer"
+    nbformat.write(edited, sub / "edited-visible-checks.ipynb")
+    extra = {
+        "not-a-notebook.py": (ZERO, "not valid JSON", "invalid"),
+        "invalid-json": (ZERO, "not valid JSON", "invalid"),
+        "json-not-notebook": (ZERO, "not a Jupyter notebook", "invalid"),
+        "non-utf8": (ZERO, "not UTF-8", "invalid"),
+        "huge-notebook": (ZERO, "larger than the 5 MB limit", "invalid"),
+        "large-outputs": (FULL, "Score: 6 / 7", "ok"),
+        "unsolved-student-copy": (ZERO, "NotImplementedError", "ok"),
+        "deleted-visible-checks": (FULL, "Score: 6 / 7", "ok"),
+        "edited-visible-checks": (with_points(sq=0, **{"sq-hidden": 0}), "got", "ok"),
+    }
+    expected = {name: (pts, phrase, status) for name, (_, pts, phrase, status) in table.items()}
+    expected.update(extra)
+    manual = base / "manual.csv"
+    manual.write_text("student,why-nlogn\ncorrect,1\npartial,0.5\n")
+    results = grade(SOURCE, sub, paths["out"], jobs=2, limits=LIMITS, manual=manual, progress=False,
+                    max_mb=5)
+    return {"results": {r.student: r for r in results}, "expected": expected, "out": paths["out"]}
+
+
+def test_battery_is_large_enough(battery):
+    assert len(battery["expected"]) >= 30
+    assert set(battery["results"]) == set(battery["expected"])
+
+
+def test_each_submission_gets_exactly_what_it_deserves(battery):
+    wrong = []
+    for name, (points, phrase, status) in sorted(battery["expected"].items()):
+        r = battery["results"][name]
+        feedback = (battery["out"] / "feedback" / f"{name}.md").read_text()
+        if r.points != points:
+            wrong.append(f"{name}: got {r.points}, deserves {points}; reasons {r.reasons}; cells {r.cell_errors}"
+                         f"; {r.detail}")
+        if r.status != status:
+            wrong.append(f"{name}: status {r.status!r}, expected {status!r} ({r.detail})")
+        if phrase.lower() not in feedback.lower():
+            wrong.append(f"{name}: feedback lacks {phrase!r}:\n{feedback}")
+        for cid, why in r.reasons.items():
+            if r.points[cid] == 0 and not why:
+                wrong.append(f"{name}: {cid} failed without a reason")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_grades_csv_is_the_graders(battery):
+    rows = {row["student"]: row for row in csv.DictReader(open(battery["out"] / "grades.csv"))}
+    assert set(rows) == set(battery["expected"])
+    assert rows["correct"]["total"] == "7" and rows["correct"]["max"] == "7"   # 6 + manual 1
+    assert rows["partial"]["total"] == "4.5" and rows["partial"]["why-nlogn"] == "0.5"
+    assert rows["fake-results"]["total"] == "6" and rows["fake-results"]["why-nlogn"] == ""
+    assert "1000" not in (battery["out"] / "grades.csv").read_text()
+    assert "Score: 6 / 7" in (battery["out"] / "feedback" / "fake-results.md").read_text()
+    assert oct((battery["out"]).stat().st_mode & 0o777) == oct(0o700)
