@@ -22,6 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 book: $(STAMP)
 	@mkdir -p _build
+	$(BIN)/python tools/execute_pages.py
 	set -o pipefail; $(BIN)/jupyter-book build . --builder html -W -n --keep-going 2>&1 | tee $(BOOKLOG)
 	@! grep -E "WARNING|ERROR" $(BOOKLOG) | grep -v "Kernel is running over TCP" || { echo "book build logged warnings (see $(BOOKLOG))"; exit 1; }
 	@echo "Book: $(CURDIR)/_build/html/index.html"
