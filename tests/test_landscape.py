@@ -59,6 +59,8 @@ def test_sharpness_and_perturbed_loss_on_a_quadratic():
     A = (Q * lam) @ Q.T
     f, g = (lambda x: 0.5 * x @ A @ x), (lambda x: A @ x)
     assert landscape.sharpness(g, np.zeros(6), iters=300) == pytest.approx(7.0, rel=1e-6)
+    lam_top, v = landscape.sharpness(g, np.zeros(6), iters=300, return_vector=True)
+    assert abs(v @ Q[:, -1]) == pytest.approx(1.0, abs=1e-6) and lam_top == pytest.approx(7.0, rel=1e-6)
     sigma = 0.1
     est = landscape.perturbed_loss(f, np.zeros(6), sigma, samples=4000)
     assert est == pytest.approx(0.5 * sigma**2 * lam.sum(), rel=0.05)

@@ -167,12 +167,14 @@ def newton_critical_points(objective, starts, steps: int = 50, damping: float = 
             "eigenvalues": eig, "converged": gn <= tol}
 
 
-def sharpness(grad: Callable, theta, iters: int = 100, h: float = 1e-4, seed: int = 0) -> float:
+def sharpness(grad: Callable, theta, iters: int = 100, h: float = 1e-4, seed: int = 0,
+              return_vector: bool = False):
     r"""The largest Hessian eigenvalue :math:`\lambda_{\max}(\nabla^2 f(\theta))` by power iteration
     on finite-difference Hessian--vector products
     :math:`Hv\approx(\nabla f(\theta+hv)-\nabla f(\theta-hv))/(2h)`; two gradients per iteration,
     no Hessian is formed. (Power iteration finds the eigenvalue of largest modulus; at a minimum
-    that is :math:`\lambda_{\max}`.)"""
+    that is :math:`\lambda_{\max}`.) With ``return_vector=True`` returns ``(lambda, v)``, ``v``
+    the unit eigenvector estimate."""
     theta = np.asarray(theta, dtype=float)
     v = np.random.default_rng(seed).standard_normal(theta.size)
     v /= np.linalg.norm(v)
@@ -182,9 +184,9 @@ def sharpness(grad: Callable, theta, iters: int = 100, h: float = 1e-4, seed: in
         lam = float(v @ Hv)
         norm = np.linalg.norm(Hv)
         if norm == 0:
-            return 0.0
+            return (0.0, v) if return_vector else 0.0
         v = Hv / norm
-    return lam
+    return (lam, v) if return_vector else lam
 
 
 def perturbed_loss(f: Callable, theta, sigma: float, samples: int = 200, seed: int = 0) -> float:
