@@ -5,13 +5,17 @@ Every chapter and exercise of the book imports this package instead of copying c
 - :mod:`dlopt.functions` -- test objectives with value, gradient and Hessian;
 - :mod:`dlopt.rules` -- each update rule written once, over numpy arrays and torch tensors;
 - :mod:`dlopt.trajectory` -- iterate a rule on an objective and record the path;
-- :mod:`dlopt.linesearch` -- exact (quadratic) and backtracking Armijo line searches;
+- :mod:`dlopt.linesearch` -- exact (quadratic), backtracking Armijo and strong Wolfe line searches;
 - :mod:`dlopt.data` -- synthetic data sets (nothing is downloaded);
 - :mod:`dlopt.plots` -- the book's figures in one style;
 - :mod:`dlopt.calculus` -- finite-difference derivatives, Taylor models, critical points;
 - :mod:`dlopt.information` -- entropy, cross-entropy, KL divergence, softmax;
 - :mod:`dlopt.nn` -- activations, losses and a multilayer perceptron with hand-written backprop;
 - :mod:`dlopt.landscape` -- loss-landscape tools: symmetric minima, critical points, sharpness;
+- :mod:`dlopt.schedules` -- learning-rate schedules ``lr(k)`` (step, cosine, warm-up, ...), also as
+  ``torch.optim`` schedulers;
+- :mod:`dlopt.secondorder` -- Newton, Levenberg-Marquardt, BFGS, L-BFGS, Newton-CG, Hessian
+  approximations, and :func:`dlopt.minimize` (scipy's interface);
 - :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
 """
 
@@ -24,6 +28,8 @@ import numpy as np
 from . import data, functions, linesearch, rules
 from . import calculus, information
 from . import landscape, nn
+from . import schedules, secondorder
+from .secondorder import minimize
 from .trajectory import Trajectory, run
 
 __version__ = "0.1.0"
@@ -37,9 +43,12 @@ __all__ = [
     "information",
     "landscape",
     "linesearch",
+    "minimize",
     "nn",
     "rules",
     "run",
+    "schedules",
+    "secondorder",
     "seed",
 ]
 
