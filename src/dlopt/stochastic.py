@@ -310,25 +310,30 @@ def kramers_time(barrier: float, curv_min: float, curv_saddle: float, temperatur
 def mean_first_passage(objective, start: float, target: float, temperature: float,
                        num: int = 4001, left: float | None = None) -> float:
     r"""Exact mean first-passage time of 1-D overdamped Langevin dynamics from ``start`` to
-    ``target > start`` (reflecting far to the left):
+    ``target`` (for ``target > start``; a leftward passage is computed on the mirrored landscape):
 
     .. math:: \tau=\frac1T\int_{a}^{b}e^{f(y)/T}\int_{-\infty}^{y}e^{-f(z)/T}\,dz\,dy ,
 
     evaluated by the trapezoidal rule on ``num`` points (the inner integral starts at ``left``,
-    by default 3 units left of ``start``, where :math:`e^{-f/T}` is negligible for confining f).
+    by default 3 units behind ``start``, where :math:`e^{-f/T}` is negligible for confining f).
     """
-    if not target > start:
-        raise ValueError("target must lie right of start")
+    if target == start:
+        return 0.0
+    sign = 1.0 if target > start else -1.0  # leftward passage: mirror the landscape
+    start, target = sign * start, sign * target
     T = float(temperature)
-    lo = start - 3.0 if left is None else float(left)
+    lo = start - 3.0 if left is None else sign * float(left)
     z = np.linspace(lo, target, num)
-    fz = np.asarray(objective.value(z[:, None]), dtype=float)
+    fz = np.asarray(objective.value(sign * z[:, None]), dtype=float)
     shift = fz.min()
     inner = np.concatenate([[0.0], np.cumsum(0.5 * (np.exp(-(fz[1:] - shift) / T) + np.exp(-(fz[:-1] - shift) / T)) * np.diff(z))])
-    outer = np.exp((fz - shift) / T) * inner / T
+    with np.errstate(over="ignore", invalid="ignore"):
+        outer = np.exp((fz - shift) / T) * inner / T  # inf when the time is astronomically long
     mask = z >= start
     zz, oo = z[mask], outer[mask]
-    return float(np.sum(0.5 * (oo[1:] + oo[:-1]) * np.diff(zz)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        tau = float(np.sum(0.5 * (oo[1:] + oo[:-1]) * np.diff(zz)))
+    return tau if np.isfinite(tau) else np.inf
 
 
 def arrhenius_fit(temperatures, times) -> tuple[float, float]:
