@@ -307,3 +307,31 @@ def test_cuda_state_dict_round_trip():
     fresh = dt.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=0.01)
     fresh.load_state_dict(sd)
     assert fresh.state[params[0]]["exp_avg"].is_cuda
+
+
+def test_compile_matches_eager_without_recompiling():
+    """compile=True: the same rule, compiled; a new step or learning rate is not a recompilation."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    runs = []
+    for compile in (False, True):
+        params = [torch.linspace(-1, 1, 300).reshape(30, 10), torch.linspace(2, 3, 7)]
+        opt = dt.Adam([{"params": params[:1]}, {"params": params[1:], "amsgrad": True}], lr=0.01,
+                      weight_decay=0.01, compile=compile)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: (k + 1) ** -0.5)
+        for k in range(6):
+            if compile and k == 2:  # first step eager, second compiles; no compilation after that
+                torch._dynamo.config.error_on_recompile = True
+            for p in params:
+                p.grad = torch.sin(3 * p) + p
+            try:
+                opt.step()
+            finally:
+                torch._dynamo.config.error_on_recompile = False
+            sched.step()
+        runs.append([p.numpy().copy() for p in params])
+    assert rel_err(*runs) <= 1e-5
+    assert rel_err(runs[0], [torch.linspace(-1, 1, 300).reshape(30, 10).numpy(),
+                             torch.linspace(2, 3, 7).numpy()]) > 1e-3

@@ -334,7 +334,7 @@ def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
     prod = _scalar_state(state, "mu_product", param, 1.0)
     prod *= mu                                           # ∏_{i≤t} μ_i
-    mu_product = float(prod)
+    mu_product = _read(prod)
     state["mu_product"] = prod
     m = _buffer(state, "exp_avg", param)
     v = _buffer(state, "exp_avg_sq", param)
@@ -437,7 +437,12 @@ _RULES = {
 
 
 def _check(**hyperparameters) -> None:
-    """Raise ``ValueError`` (torch.optim's wording) for the first invalid hyperparameter."""
+    """Raise ``ValueError`` (torch.optim's wording) for the first invalid hyperparameter.
+
+    Skipped inside ``torch.compile`` (the optimizer validated them when it was built), so that a
+    comparison does not turn a changing learning rate into a recompilation."""
+    if _compiling():
+        return
     for name, value in hyperparameters.items():
         if name == "betas":
             for i, beta in enumerate(value):
@@ -492,12 +497,31 @@ def _scalar_state(state, name, like, initial):
     return value
 
 
-def _tick(state, like) -> float:
+def _tick(state, like):
     """Advance the step counter ``state["step"]`` and return the new step ``t`` (1 at first)."""
     step = _scalar_state(state, "step", like, 0)
     step += 1  # in place for a tensor
     state["step"] = step
-    return float(step)
+    return _read(step)
+
+
+def _read(scalar):
+    """A scalar state as a Python float -- or, inside ``torch.compile``, as the 0-d tensor itself,
+    so that the compiled step neither breaks the graph nor recompiles when the step changes."""
+    if isinstance(scalar, (int, float)) or not _compiling():
+        return float(scalar)
+    return scalar
+
+
+def _compiling() -> bool:
+    import torch
+
+    return torch.compiler.is_compiling()
+
+
+def _number(x) -> bool:
+    """Is ``x`` a plain Python/numpy number (not a 0-d tensor from a compiled step)?"""
+    return isinstance(x, (int, float))
 
 
 def _copy(x):
@@ -506,15 +530,17 @@ def _copy(x):
 
 def _plus(x, y, alpha):
     """A new array ``x + alpha * y``."""
-    return x + alpha * y if _is_numpy(x) else x.add(y, alpha=alpha)
+    return x.add(y, alpha=alpha) if not _is_numpy(x) and _number(alpha) else x + alpha * y
 
 
 def _axpy_(y, x, alpha):
     """``y ← y + alpha * x`` in place."""
     if _is_numpy(y):
         y += alpha * x
-    else:
+    elif _number(alpha):
         y.add_(x, alpha=alpha)
+    else:
+        y.add_(x * alpha)
 
 
 def _ema_(m, x, beta):
@@ -537,8 +563,10 @@ def _ema_sq_(v, x, beta):
     if _is_numpy(v):
         v *= beta
         _addcmul_(v, x, x, 1 - beta)
-    else:
+    elif _number(beta):
         v.mul_(beta).addcmul_(x, x, value=1 - beta)
+    else:
+        v.mul_(beta).add_(x * x * (1 - beta))
 
 
 def _addcmul_(y, a, b, value):
@@ -547,8 +575,10 @@ def _addcmul_(y, a, b, value):
         t = np.multiply(a, value)
         t *= b
         y += t
-    else:
+    elif _number(value):
         y.addcmul_(a, b, value=value)
+    else:
+        y.add_(a * b * value)
 
 
 def _addcmul(y, a, b, value):
@@ -557,7 +587,7 @@ def _addcmul(y, a, b, value):
         t = np.multiply(a, value)
         t *= b
         return t.__iadd__(y)
-    return y.addcmul(a, b, value=value)
+    return y.addcmul(a, b, value=value) if _number(value) else y + a * b * value
 
 
 def _addcdiv_(y, a, b, value):
@@ -566,8 +596,10 @@ def _addcdiv_(y, a, b, value):
         t = np.multiply(a, value)
         t /= b
         y += t
-    else:
+    elif _number(value):
         y.addcdiv_(a, b, value=value)
+    else:
+        y.add_(a / b * value)
 
 
 def _sqrt(x):

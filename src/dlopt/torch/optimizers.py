@@ -44,11 +44,12 @@ def _compiled():
     global _compiled_apply
     if _compiled_apply is None:
         try:
-            import torch._dynamo  # noqa: F401
-
-            # float(state["step"]) inside a rule is read as a traced scalar, not a graph break
-            torch._dynamo.config.capture_scalar_outputs = True
-            _compiled_apply = torch.compile(_apply, dynamic=False)
+            # Inside the compiled step the rules read step counters as 0-d tensors (see
+            # dlopt.rules._read), so a new step is a new input value, not a recompilation.
+            # A low realize threshold makes inductor compute step-dependent scalars (bias
+            # corrections) once per step instead of once per element inside the fused loop.
+            _compiled_apply = torch.compile(_apply, dynamic=False,
+                                            options={"realize_opcount_threshold": 4})
         except Exception as exc:  # pragma: no cover - depends on the installation
             raise RuntimeError(
                 f"compile=True needs a working torch.compile (a C++ compiler on CPU, triton on "
@@ -85,11 +86,14 @@ class _RuleOptimizer(Optimizer):
                 )
         super().__init__(params, defaults)
         self.compile = bool(compile)
+        self._lr_inputs: dict[int, torch.Tensor] = {}
         if self.compile:
             _compiled()
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        self.__dict__.setdefault("compile", False)  # unpickled without __init__
+        self.__dict__.setdefault("_lr_inputs", {})
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
@@ -106,7 +110,6 @@ class _RuleOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        apply = _compiled() if self.compile else _apply
         for group in self.param_groups:
             params, grads, states = [], [], []
             for p in group["params"]:
@@ -123,7 +126,14 @@ class _RuleOptimizer(Optimizer):
                 hp = {key: group[key] for key in self.hyperparameters}
                 if isinstance(hp["lr"], torch.Tensor):
                     hp["lr"] = hp["lr"].item()
-                apply(type(self).rule, params, grads, states, hp)
+                if self.compile and all(states):  # the first step creates the state eagerly
+                    # lr enters the compiled step as a 0-d tensor: a scheduler's new value is a
+                    # new input, not a recompilation
+                    lr = self._lr_inputs.setdefault(id(group), torch.zeros((), dtype=torch.float64))
+                    hp["lr"] = lr.fill_(hp["lr"])
+                    _compiled()(type(self).rule, params, grads, states, hp)
+                else:
+                    _apply(type(self).rule, params, grads, states, hp)
                 for p, state in zip(params, states):
                     if state and p not in self.state:  # a stateless rule leaves no entry
                         self.state[p] = state
