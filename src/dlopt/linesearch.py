@@ -154,16 +154,19 @@ def cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2:
               x^\star = x_2-(x_2-x_1)\frac{f'_2+d_2-d_1}{f'_2-f'_1+2d_2}.
     """
     lo, hi = bounds if bounds is not None else ((x1, x2) if x1 <= x2 else (x2, x1))
+    if x1 == x2:
+        return min(max(x1, lo), hi)
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     d2_square = d1 * d1 - g1 * g2
     if d2_square >= 0:
         d2 = math.sqrt(d2_square)
-        if x1 <= x2:
-            x_min = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
-        else:
-            x_min = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+        with np.errstate(all="ignore"):  # a zero denominator gives inf/nan: fall back to the midpoint
+            if x1 <= x2:
+                x_min = x2 - (x2 - x1) * (np.float64(g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+            else:
+                x_min = x1 - (x1 - x2) * (np.float64(g1 + d2 - d1) / (g1 - g2 + 2 * d2))
         if math.isfinite(x_min):
-            return min(max(x_min, lo), hi)
+            return min(max(float(x_min), lo), hi)
     return (lo + hi) / 2.0
 
 
@@ -185,7 +188,8 @@ class LineSearchResult:
 
 def strong_wolfe(phi: Callable[[float], tuple], t: float, f0: float, gtd0: float, data0: Any = None,
                  *, c1: float = 1e-4, c2: float = 0.9, max_iter: int = 25,
-                 tolerance_change: float = 1e-9, d_norm: float = 1.0) -> LineSearchResult:
+                 tolerance_change: float = 1e-9, d_norm: float = 1.0,
+                 variant: str = "nocedal-wright") -> LineSearchResult:
     r"""Find a step ``t`` satisfying the strong Wolfe conditions along a line.
 
     The search only sees the one-dimensional function :math:`\varphi(t)=f(x+td)`:
@@ -205,9 +209,16 @@ def strong_wolfe(phi: Callable[[float], tuple], t: float, f0: float, gtd0: float
     point found (``success=False``). A non-finite :math:`\varphi(t)` counts as failed sufficient
     decrease, so the search backs off instead of looping on it.
 
-    This is the search of ``torch.optim.LBFGS`` (ported from minFunc), which
-    :class:`dlopt.torch.LBFGS` reproduces exactly.
+    ``variant="torch"`` reproduces the search of ``torch.optim.LBFGS`` (ported from minFunc), which
+    :class:`dlopt.torch.LBFGS` uses, with its two quirks: the "φ stopped decreasing" test starts at
+    the third trial, and the zoom orders the bracket ends by :math:`\varphi` alone, so it can settle
+    on a point that violates sufficient decrease. The default ``"nocedal-wright"`` keeps as the
+    low end the best point *satisfying* sufficient decrease, as Alg. 3.6 does.
     """
+    if variant not in ("nocedal-wright", "torch"):
+        raise ValueError(f"unknown variant {variant!r}: use 'nocedal-wright' or 'torch'")
+    torch_variant = variant == "torch"
+
     def evaluate(step):
         f_new, gtd_new, data = phi(step)
         f_new, gtd_new = float(f_new), float(gtd_new)
@@ -226,7 +237,8 @@ def strong_wolfe(phi: Callable[[float], tuple], t: float, f0: float, gtd0: float
     done = False
     it = 0
     while it < max_iter:
-        if f_new > f0 + c1 * t * gtd0 or (it > 1 and f_new >= f_prev) or not math.isfinite(f_new):
+        armijo_fails = f_new > f0 + c1 * t * gtd0 or not math.isfinite(f_new)
+        if armijo_fails or (it > (1 if torch_variant else 0) and f_new >= f_prev):
             bracket, bracket_f = [t_prev, t], [f_prev, f_new]
             bracket_data, bracket_gtd = [data_prev, data_new], [gtd_prev, gtd_new]
             break
@@ -252,7 +264,11 @@ def strong_wolfe(phi: Callable[[float], tuple], t: float, f0: float, gtd0: float
 
     # 2. zoom
     insufficient_progress = False
-    low, high = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
+    if torch_variant or done:
+        low, high = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
+    else:  # the low end satisfies sufficient decrease: t only if it passed and is lower
+        t_ok = bracket_f[1] <= f0 + c1 * bracket[1] * gtd0 and bracket_f[1] < bracket_f[0]
+        low, high = (1, 0) if t_ok else (0, 1)
     while not done and it < max_iter:
         if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
             break
@@ -276,7 +292,8 @@ def strong_wolfe(phi: Callable[[float], tuple], t: float, f0: float, gtd0: float
             # sufficient decrease fails, or no better than the low end: t is the new high end
             bracket[high], bracket_f[high] = t, f_new
             bracket_data[high], bracket_gtd[high] = data_new, gtd_new
-            low, high = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
+            if torch_variant:
+                low, high = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
         else:
             if abs(gtd_new) <= -c2 * gtd0:
                 done = True

@@ -11,7 +11,8 @@ Semantics follow ``torch.optim.LBFGS`` exactly (in float64 the iterates agree wi
 rounding): first step ``t = min(1, 1/‖g‖₁)·lr``, then ``t = lr``; ``H₀ = (sᵀy/yᵀy) I``; stop when
 ``‖g‖∞ ≤ tolerance_grad``, ``gᵀd > -tolerance_change``, ``‖t d‖∞ ≤ tolerance_change`` or
 ``|Δf| < tolerance_change``, or after ``max_iter`` iterations / ``max_eval`` evaluations per step;
-the strong-Wolfe search uses ``c1=1e-4, c2=0.9`` and a bracket tolerance of ``1e-9`` (as torch).
+the strong-Wolfe search uses ``c1=1e-4, c2=0.9``, a bracket tolerance of ``1e-9`` and torch's
+variant of the zoom (``variant="torch"``).
 Line-search scalars are compared in float64 even for float32 parameters.
 """
 
@@ -180,7 +181,7 @@ class LBFGS(Optimizer):
                 x_init = self._clone_param()
                 found = strong_wolfe(self._line(closure, x_init, d), t, loss, gtd, flat_grad,
                                      max_iter=max_eval - current_evals,
-                                     d_norm=d.abs().max().item())
+                                     d_norm=d.abs().max().item(), variant="torch")
                 loss, flat_grad, t, ls_func_evals = found.f, found.data, found.t, found.evaluations
                 self._add_grad(t, d)
                 opt_cond = flat_grad.abs().max() <= tolerance_grad
