@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import OptimizeResult
 
 from .linesearch import Backtracking, strong_wolfe
 
@@ -444,23 +443,27 @@ def _lm(P, x, f, g, o):
     lam = o["lam0"] * max(1e-12, float(np.max(np.abs(np.diag(H)))))
     nu = 2.0
     while True:
-        for _ in range(100):
-            try:
-                d = regularized_newton_step(g, H, lam)
-            except np.linalg.LinAlgError:
-                lam, nu = lam * nu, 2 * nu
-                continue
-            predicted = -(g @ d + 0.5 * d @ H @ d)
-            with np.errstate(over="ignore", invalid="ignore"):
+        nonfinite = False
+        for _ in range(40):  # λ grows by 2, 4, 8, ...: after 40 rejections the step is nil
+            with np.errstate(all="ignore"):
+                try:
+                    d = regularized_newton_step(g, H, lam)
+                except np.linalg.LinAlgError:
+                    lam, nu = lam * nu, 2 * nu
+                    continue
+                predicted = -(g @ d + 0.5 * d @ H @ d)
                 f_new, g_new = P.fg(x + d)
-            ratio = (f - f_new) / predicted if predicted > 0 else -1.0
+                ratio = (f - f_new) / predicted if predicted > 0 else -1.0
+            nonfinite |= not np.isfinite(f_new)
             if np.isfinite(f_new) and ratio > 1e-4:
                 lam *= max(1 / 3, 1 - (2 * ratio - 1) ** 3)
                 nu = 2.0
                 break
             lam, nu = lam * nu, 2 * nu
         else:
-            raise _Stop(2, "Levenberg-Marquardt found no decrease in 100 trials (loss of precision?)")
+            if nonfinite:
+                raise _Stop(3, "Levenberg-Marquardt met non-finite function values and found no decrease")
+            raise _Stop(2, "Levenberg-Marquardt found no decrease in 40 trials (loss of precision?)")
         x, f, g = x + d, f_new, g_new
         H = P.hess(x)
         yield x, f, g, {"lam": lam}
@@ -500,7 +503,7 @@ _DEFAULTS = {
     "gtol": 1e-5,  # stop when ‖∇f‖∞ ≤ gtol
     "maxiter": None,  # iterations (default: 15000 for l-bfgs and gd, 200·n for the others)
     "disp": False,  # print a summary at the end
-    "path": False,  # record res.path (iterates), res.values and res.grad_norms (‖g‖∞)
+    "path": False,  # record res.path (iterates), res.fun_path and res.grad_norms (‖g‖∞)
     "m": 10,  # l-bfgs memory
     "c1": 1e-4,  # sufficient-decrease constant
     "c2": 0.9,  # curvature constant (strong Wolfe)
@@ -520,7 +523,7 @@ _MESSAGES = {
 
 
 def minimize(fun, x0, args=(), jac=None, hess=None, hessp=None, method: str = "l-bfgs",
-             options: dict | None = None, callback=None) -> OptimizeResult:
+             options: dict | None = None, callback=None):
     r"""Minimise ``fun`` from ``x0`` with one of :data:`METHODS`, scipy-style.
 
     Parameters
@@ -553,8 +556,8 @@ def minimize(fun, x0, args=(), jac=None, hess=None, hessp=None, method: str = "l
     scipy.optimize.OptimizeResult
         ``x, fun, jac, nit, nfev, njev, nhev, success, status, message`` (status 0: converged,
         1: ``maxiter`` reached, 2: line search failed / precision loss, 3: non-finite function
-        value, 99: callback stopped), plus ``hess_inv`` (bfgs) and with ``path=True``: ``path``,
-        ``values``, ``grad_norms``.
+        value, 99: callback stopped), plus ``hess_inv`` (bfgs) and with ``path=True``: ``path``
+        (iterates), ``fun_path`` (their values), ``grad_norms`` (their ``‖∇f‖∞``).
     """
     name = str(method).lower()
     name = _ALIASES.get(name, name)
@@ -620,12 +623,14 @@ def minimize(fun, x0, args=(), jac=None, hess=None, hessp=None, method: str = "l
                     status, message = 99, _MESSAGES[99]
                     break
 
+    from scipy.optimize import OptimizeResult
+
     res = OptimizeResult(x=x, fun=f, jac=g, nit=nit, nfev=P.nfev, njev=P.njev, nhev=P.nhev,
                          success=status == 0, status=status, message=message, method=name)
     if "hess_inv" in extra:
         res.hess_inv = extra["hess_inv"]
     if o["path"]:
-        res.path, res.values, res.grad_norms = np.array(path), np.array(values), np.array(grad_norms)
+        res.path, res.fun_path, res.grad_norms = np.array(path), np.array(values), np.array(grad_norms)
     if o["disp"]:
         print(f"{message}\n         Current function value: {f:.6g}\n         Iterations: {nit}\n"
               f"         Function evaluations: {P.nfev}\n         Gradient evaluations: {P.njev}")
