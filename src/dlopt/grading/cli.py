@@ -130,6 +130,11 @@ def main(argv=None) -> int:
     if args.command == "grade":
         from .grader import ReferenceFailure, grade
 
+        if (isolation or default_isolation()) == "basic":
+            print("dlopt-grade: warning: basic isolation (not root, or no working unshare): student "
+                  "code runs as your user and can read what you can read; grade a copy of the "
+                  "submissions kept apart from your sources (see the 'For instructors' page)",
+                  file=sys.stderr)
         try:
             results = grade(args.source, args.submissions, args.out, jobs=args.jobs, limits=_limits(args),
                             isolation=isolation, manual=args.manual, progress=not args.no_progress)

@@ -363,6 +363,10 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
             try:
                 res = grade_one(ps, reference, path, limits=limits, workdir=workdir, isolation=isolation,
                                 slot=slot, student=sid, hide=hide, max_mb=max_mb)
+            except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
+                res = Result(student=sid, status="error", detail=f"grader error: {type(exc).__name__}: {exc}")
+                for c in ps.checks:
+                    res.points[c.id], res.reasons[c.id] = 0, "not graded: the grader failed on this file"
             finally:
                 slots.put(slot)
             res.manual = {k: v for k, v in manual_scores.get(sid, {}).items()}

@@ -92,7 +92,13 @@ def _namespaces_work() -> bool:
                               capture_output=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return False
-    return done.returncode == 0
+    if done.returncode != 0:
+        return False
+    # the full set-up (mounts, chroot, dropping the uid) must work too, else fall back to basic
+    with tempfile.TemporaryDirectory(prefix="dlopt-probe-") as tmp:
+        job = {"side": "student", "seed": 0, "cells": ["import numpy"], "checks": []}
+        run = run_job(job, limits=Limits(timeout=30), workdir=tmp, isolation="namespaces")
+    return run.ended_normally() and not any(r.get("t") == "cell" for r in run.records)
 
 
 def default_isolation() -> str:
@@ -235,7 +241,7 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
                 break
             for key, _ in sel.select(timeout=min(left, 1.0)):
                 try:
-                    chunk = os.read(key.fd, 1 << 16)
+                    chunk = os.read(key.fd, 1 << 20)
                 except BlockingIOError:
                     continue
                 if not chunk:
