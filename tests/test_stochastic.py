@@ -137,3 +137,61 @@ def test_polyak_average_and_ci():
 def test_two_state_occupancy():
     p = stochastic.two_state_occupancy(lambda k: 0.1, lambda k: 0.05, 400)
     assert np.isclose(p[-1], 0.05 / 0.15) and p[0] == 1.0 and np.all(np.diff(p) <= 0)
+
+
+def test_expected_excess_matches_stationary_and_simulation():
+    H, C = np.diag([1.0, 0.1]), np.diag([1.0, 2.0])
+    e = stochastic.expected_excess(H, C, [3.0, 3.0], [0.5] * 400)
+    assert np.isclose(e[0], 0.5 * (9 + 0.9))
+    assert np.isclose(e[-1], stochastic.stationary_excess(H, C, 0.5), rtol=1e-6)  # converged to the floor
+    f = functions.Quadratic(H)
+    ens = stochastic.ensemble(f, np.tile([3.0, 3.0], (4000, 1)), steps=30, lr=0.5, sigma=1.0, cov=C,
+                              rng=np.random.default_rng(7))
+    e = stochastic.expected_excess(H, C, [3.0, 3.0], [0.5] * 30)
+    assert np.allclose(ens.values.mean(axis=1), e, rtol=0.05)
+
+
+def test_least_squares_stationary_reduces_to_additive_model_for_small_steps():
+    rng = np.random.default_rng(8)
+    X, y = rng.standard_normal((300, 3)), rng.standard_normal(300)
+    w = np.linalg.lstsq(X, y, rcond=None)[0]
+    U = (X @ w - y)[:, None] * X
+    H, sigma = X.T @ X / 300, U.T @ U / 300
+    for b in (1, 5):
+        S = stochastic.least_squares_stationary(X, y, 1e-3, b)
+        S0 = stochastic.stationary_covariance(H, sigma / b, 1e-3)
+        assert np.allclose(S, S0, rtol=0.01)
+        big = stochastic.least_squares_stationary(X, y, 0.3, b)
+        assert np.trace(H @ big) > np.trace(H @ stochastic.stationary_covariance(H, sigma / b, 0.3))
+    with pytest.raises(ValueError):
+        stochastic.least_squares_stationary(X, y, 5.0, 1)  # beyond stability
+
+
+def test_minibatch_oracle_unbiased_with_variance_over_b():
+    rng = np.random.default_rng(9)
+    X, y = rng.standard_normal((50, 2)), rng.standard_normal(50)
+    risk = functions.LeastSquares(X, y)
+    w = rng.standard_normal(2)
+    U = (X @ w - y)[:, None] * X - risk.grad(w)
+    oracle = stochastic.minibatch_oracle(X, y, 4)
+    G = oracle(np.tile(w, (40000, 1)), 0, rng)
+    assert np.allclose(G.mean(0), risk.grad(w), atol=0.03)
+    assert np.allclose(np.cov(G.T), U.T @ U / 50 / 4, rtol=0.05, atol=1e-3)
+
+
+def test_mean_first_passage_matches_kramers_and_is_direction_aware():
+    f = functions.TwoBasin()
+    tau = stochastic.mean_first_passage(f, f.x_sharp, f.x_flat, 0.03)
+    kramers = stochastic.kramers_time(f.barrier_sharp, f.curv_sharp, f.curv_saddle, 0.03)
+    assert abs(tau / kramers - 1) < 0.05
+    back = stochastic.mean_first_passage(f, f.x_flat, f.x_sharp, 0.03)
+    kramers_back = stochastic.kramers_time(f.barrier_flat, f.curv_flat, f.curv_saddle, 0.03)
+    assert abs(back / kramers_back - 1) < 0.05 and back > tau  # the flat basin holds longer
+    # 1-D Brownian motion on f = x^2/2 from 0 to 1 at T = 1: compare with the ensemble
+    q = functions.Quadratic.from_eigenvalues([1.0])
+    exact = stochastic.mean_first_passage(q, 0.0, 1.0, 1.0)
+    ens = stochastic.ensemble(q, np.zeros((2000, 1)), steps=20000, lr=0.002, temperature=1.0,
+                              stop=lambda X: X[:, 0] >= 1.0, rng=np.random.default_rng(10), record_values=False)
+    mean, lo, hi = stochastic.escape_time_mean(ens.hit, 20000)
+    assert abs(mean * 0.002 / exact - 1) < 0.08
+    assert stochastic.mean_first_passage(f, 0.3, 0.3, 0.1) == 0.0
