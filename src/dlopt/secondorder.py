@@ -291,11 +291,28 @@ class _Problem:
         else:
             raise ValueError(f"jac must be True, a callable or None, got {jac!r}")
 
+    _cache_f = _cache_g = _cache_fg = (None, None)  # the last point asked for, and the answer
+
+    @staticmethod
+    def _cached(cache, x):
+        return cache[0] is not None and cache[0].shape == x.shape and np.array_equal(cache[0], x)
+
     def _f(self, x):
+        if self._cached(self._cache_f, x):
+            return self._cache_f[1]
         self.nfev += 1
-        return float(np.asarray(self._value(x, *self.args)).item())
+        f = float(np.asarray(self._value(x, *self.args)).item())
+        self._cache_f = (x.copy(), f)
+        return f
 
     def _g(self, x):
+        if self._cached(self._cache_g, x):
+            return self._cache_g[1]
+        g = self._g_uncached(x)
+        self._cache_g = (x.copy(), g)
+        return g
+
+    def _g_uncached(self, x):
         if self._grad is None:  # central differences, 2n function values
             h = np.finfo(float).eps ** (1 / 3) * np.maximum(1.0, np.abs(x))
             return np.array([(self._f(x + h[i] * e) - self._f(x - h[i] * e)) / (2 * h[i])
@@ -311,10 +328,14 @@ class _Problem:
     def fg(self, x):
         """f(x) and ∇f(x)."""
         if self._both is not None:
+            if self._cached(self._cache_fg, x):
+                return self._cache_fg[1]
             self.nfev += 1
             self.njev += 1
             f, g = self._both(x, *self.args)
-            return float(np.asarray(f).item()), self._check(np.asarray(g, dtype=float), x)
+            fg = float(np.asarray(f).item()), self._check(np.asarray(g, dtype=float), x)
+            self._cache_fg = (x.copy(), fg)
+            return fg
         return self._f(x), self._g(x)
 
     def value(self, x):
