@@ -350,3 +350,21 @@ def test_subsampled_hessian():
         subsampled_hessian(ls, w, [])
     with pytest.raises(ValueError):
         subsampled_hessian(functions.Rosenbrock(5), w, [0, 1])
+
+
+@pytest.mark.parametrize("f", [functions.PowellSingular(), functions.PowellSingular(8), functions.Rastrigin(3)],
+                         ids=lambda f: f.name)
+def test_new_objectives_derivatives(f):
+    """PowellSingular and Rastrigin: gradient and Hessian against finite differences; minimum 0."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1.5, 1.5, f.dim)
+    h = 1e-6
+    fd_grad = np.array([(f.value(x + h * e) - f.value(x - h * e)) / (2 * h) for e in np.eye(f.dim)])
+    np.testing.assert_allclose(f.grad(x), fd_grad, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(f.hess(x), fd_hessian(f.grad, x), rtol=1e-6, atol=1e-5)
+    assert f.value(f.minimizer) == 0 and np.all(f.grad(f.minimizer) == 0)
+    X = rng.standard_normal((4, 3, f.dim))  # stacks of points
+    assert f.value(X).shape == (4, 3) and f.grad(X).shape == X.shape and f.hess(X).shape == (4, 3, f.dim, f.dim)
+    np.testing.assert_allclose(f.hess(X)[1, 2], f.hess(X[1, 2]))
+    with pytest.raises(ValueError):
+        type(f)(3 if isinstance(f, functions.PowellSingular) else 0)
