@@ -27,8 +27,7 @@ def _strip(nb):
     return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
 
 
-def check_problem_set(source, student_dir=None, *, limits: Limits | None = None, isolation=None,
-                      jobs: int = 2) -> list[str]:
+def check_problem_set(source, student_dir=None, *, limits: Limits | None = None, isolation=None) -> list[str]:
     """Problems with a source notebook (empty list: all good).
 
     The source must follow the format, its solution must score full marks, the released student
@@ -37,7 +36,7 @@ def check_problem_set(source, student_dir=None, *, limits: Limits | None = None,
     """
     import nbformat
 
-    from .grader import ReferenceFailure, grade_one, reference_data
+    from .grader import ReferenceFailure, finish, reference_data, run_submission
     from .problemset import load_problem_set
 
     source = Path(source)
@@ -58,20 +57,20 @@ def check_problem_set(source, student_dir=None, *, limits: Limits | None = None,
     with tempfile.TemporaryDirectory(prefix="dlopt-check-") as tmp:
         tmp = Path(tmp)
         hide = [str(source.resolve().parent), str(tmp)]
-        try:
-            ref = reference_data(ps, limits=limits, workdir=tmp, isolation=isolation, hide=hide)
-        except ReferenceFailure as exc:
-            return problems + [str(exc)]
         stub = tmp / "released.ipynb"
         nbformat.write(released, stub)
-
-        def one(args):
-            path, slot = args
-            return grade_one(ps, ref, path, limits=limits, workdir=tmp, isolation=isolation,
-                             slot=slot, hide=hide)
-
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            full, zero = pool.map(one, [(source, 1), (stub, 2)])
+        # the reference and the two submissions run at the same time; scoring waits for all three
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            ref_future = pool.submit(reference_data, ps, limits=limits, workdir=tmp, isolation=isolation,
+                                     hide=hide)
+            runs = [pool.submit(run_submission, ps, path, limits=limits, workdir=tmp, isolation=isolation,
+                                slot=slot, hide=hide) for path, slot in ((source, 1), (stub, 2))]
+            try:
+                ref = ref_future.result()
+            except ReferenceFailure as exc:
+                return problems + [str(exc)]
+            full, zero = (finish(ps, ref, name, *f.result(), limits)
+                          for name, f in zip(("solution", "student"), runs))
     for c in ps.checks:
         if full.reasons[c.id] is not None:
             problems.append(f"{source.name}: check {c.id} fails on the solution: {full.reasons[c.id]}")

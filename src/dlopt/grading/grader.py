@@ -224,18 +224,25 @@ def _student_id(path: Path, taken: set) -> str:
     return sid
 
 
-def grade_one(ps: ProblemSet, reference: dict, path: Path, *, limits: Limits, workdir, isolation=None,
-              slot: int = 1, student: str | None = None, hide=(), max_mb: float = 20) -> Result:
-    student = student or path.stem
+def run_submission(ps: ProblemSet, path: Path, *, limits: Limits, workdir, isolation=None, slot: int = 1,
+                   hide=(), max_mb: float = 20):
+    """Run one submission in the sandbox: ``(submission, run)``, or ``(reason, None)`` if unreadable."""
     try:
         sub = read_submission(path, ps.manuals, max_mb=max_mb)
     except (InvalidSubmission, OSError) as exc:
-        res = Result(student=student, status="invalid", detail=str(exc))
-        for c in ps.checks:
-            res.points[c.id], res.reasons[c.id] = 0, f"not graded: {exc}"
-        return res
+        return str(exc), None
     run = run_job(_job(ps, [code for _, code in sub.cells], "student", limits), limits=limits,
                   workdir=workdir, isolation=isolation, slot=slot, hide=hide)
+    return sub, run
+
+
+def finish(ps: ProblemSet, reference: dict, student: str, sub, run, limits: Limits) -> Result:
+    """Score what :func:`run_submission` returned."""
+    if run is None:
+        res = Result(student=student, status="invalid", detail=sub)
+        for c in ps.checks:
+            res.points[c.id], res.reasons[c.id] = 0, f"not graded: {sub}"
+        return res
     res = score(ps, reference, run, limits, student)
     res.answers = sub.answers
     number = lambda i: sub.cells[i][0] if 0 <= i < len(sub.cells) else i  # noqa: E731
@@ -246,6 +253,14 @@ def grade_one(ps: ProblemSet, reference: dict, path: Path, *, limits: Limits, wo
             if res.reasons[c.id] and res.reasons[c.id].startswith("not finished"):
                 res.reasons[c.id] = f"not finished: {res.detail}"
     return res
+
+
+def grade_one(ps: ProblemSet, reference: dict, path: Path, *, limits: Limits, workdir, isolation=None,
+              slot: int = 1, student: str | None = None, hide=(), max_mb: float = 20) -> Result:
+    """Grade one file against the reference data."""
+    sub, run = run_submission(ps, path, limits=limits, workdir=workdir, isolation=isolation, slot=slot,
+                              hide=hide, max_mb=max_mb)
+    return finish(ps, reference, student or path.stem, sub, run, limits)
 
 
 def _read_manual(path: Path | None, ps: ProblemSet) -> dict:
