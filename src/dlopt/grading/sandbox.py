@@ -2,10 +2,10 @@
 
 Two isolation levels (``isolation=``):
 
-``"namespaces"`` (chosen automatically when the grader runs as root and ``unshare`` works)
-    ``unshare --net --pid --fork --mount`` gives the process no network, its own process tree
-    (it sees only itself in ``/proc``; when it ends every process it started is killed) and its
-    own mounts. Inside, :mod:`dlopt.grading._child` builds a new root file system holding only
+``"namespaces"`` (chosen automatically when the grader runs as root and the set-up works)
+    ``unshare --net --pid --ipc --uts --fork --mount`` gives the process no network, its own
+    process tree (it sees only itself in ``/proc``; when it ends every process it started is
+    killed), its own IPC objects and its own mounts. Inside, :mod:`dlopt.grading._child` builds a new root file system holding only
     the Python installation, the system directories (``/usr``, ``/lib*``, ``/etc``, ``/bin``),
     the ``dlopt`` package (all read-only) and an empty home and ``/tmp``, ``chroot``\\s into it
     and drops to an unprivileged uid of its own (one per parallel slot), with ``no_new_privs``.
@@ -17,7 +17,10 @@ Two isolation levels (``isolation=``):
     undone by student code; the student process runs as the grader's user, so it can read what
     that user can read (keep the source notebooks and other submissions out of its reach, e.g.
     grade on a copy) and could signal the grader; ``RLIMIT_NPROC`` counts all of that user's
-    processes (the limit is set to the current count plus ``nproc``).
+    processes (the limit is set to the current count plus ``nproc``). A root grader without
+    working namespaces (e.g. a container without ``CAP_SYS_ADMIN``) also uses this level but
+    drops the student process to an unprivileged uid after the interpreter has started; the
+    Python installation must then be readable by that uid.
 
 In both, the limits are ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
 ``RLIMIT_NPROC``, no core files, a wall-clock timeout that kills the whole process group, and
@@ -88,7 +91,7 @@ def _namespaces_work() -> bool:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return False
     try:
-        done = subprocess.run(["unshare", "--net", "--pid", "--fork", "--mount", "true"],
+        done = subprocess.run(["unshare", "--net", "--pid", "--ipc", "--uts", "--fork", "--mount", "true"],
                               capture_output=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return False
@@ -183,7 +186,7 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     if isolation == "namespaces":
         home = HOME
         cfg.update(newroot=str(run_dir), binds=_binds(hide), hide=hide)
-        prefix = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount", "--"]
+        prefix = ["unshare", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount", "--"]
         cwd = str(run_dir)
     elif isolation == "basic":
         home = str(run_dir)
