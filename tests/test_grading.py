@@ -202,6 +202,8 @@ def test_grading_is_deterministic_and_writes_csv_and_feedback(tmp_path):
     assert "NotImplementedError" in bob and "sq-hidden (hidden)" in bob
     cy = (outs[0] / "feedback" / "cy.md").read_text()
     assert "why-nlogn**: 1 / 1" in cy and "got" in cy
+    answers = (outs[0] / "answers" / "why-nlogn.md").read_text()
+    assert "## cy" in answers and "n! orderings" in answers and "## bob" in answers
 
 
 def test_manual_scores_are_validated(tmp_path):

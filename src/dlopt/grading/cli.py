@@ -141,7 +141,9 @@ def main(argv=None) -> int:
             print(f"dlopt-grade: {exc}", file=sys.stderr)
             return 2
         print(f"graded {len(results)} submissions with isolation "
-              f"'{isolation or default_isolation()}': {args.out / 'grades.csv'}, {args.out / 'feedback'}")
+              f"'{isolation or default_isolation()}': {args.out / 'grades.csv'}, {args.out / 'feedback'}"
+              + (f", {args.out / 'answers'} (free-text answers to grade by hand)"
+                 if (args.out / "answers").exists() else ""))
         return 0
     if args.command == "check":
         failed = False

@@ -343,9 +343,24 @@ def write_feedback(ps: ProblemSet, results: list, folder: Path) -> None:
         (folder / f"{r.student}.md").write_text(feedback_text(ps, r), encoding="utf-8")
 
 
+def write_answers(ps: ProblemSet, results: list, folder: Path) -> None:
+    """``answers/<question id>.md``: every student's answer to a free-text question, for grading by hand."""
+    if not ps.manuals:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for m in ps.manuals:
+        lines = [f"# Answers to {m.id} ({_fmt(m.points)} points)", "", m.prompt.strip(), ""]
+        for r in results:
+            text = r.answers.get(m.id)
+            lines += [f"## {r.student}", "", "~~~text", (text or "(no answer)").replace("~~~", "~ ~ ~")[:20000],
+                      "~~~", ""]
+        (folder / f"{m.id}.md").write_text("\n".join(lines), encoding="utf-8")
+
+
 def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = None, isolation=None,
           manual: str | Path | None = None, progress: bool = True, max_mb: float = 20) -> list:
-    """Grade every file in ``submissions`` against ``source``; write ``grades.csv`` and ``feedback/``.
+    """Grade every file in ``submissions`` against ``source``; write ``grades.csv``, ``feedback/``
+    and, when the set has free-text questions, ``answers/<question id>.md`` (all answers to grade by hand).
 
     Returns the list of :class:`Result` (sorted by student id).
     """
@@ -397,4 +412,5 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
     results.sort(key=lambda r: r.student)
     write_grades(ps, results, out / "grades.csv")
     write_feedback(ps, results, out / "feedback")
+    write_answers(ps, results, out / "answers")
     return results
