@@ -335,3 +335,20 @@ def test_compile_matches_eager_without_recompiling():
     assert rel_err(*runs) <= 1e-5
     assert rel_err(runs[0], [torch.linspace(-1, 1, 300).reshape(30, 10).numpy(),
                              torch.linspace(2, 3, 7).numpy()]) > 1e-3
+
+
+@cuda
+@pytest.mark.parametrize("name", ["Adam", "SGD", "RMSprop"])
+def test_cuda_compile_matches_eager(name):
+    runs = []
+    for compile in (False, True):
+        params = [torch.linspace(-1, 1, 3000, device="cuda").reshape(30, 100),
+                  torch.linspace(2, 3, 70, device="cuda")]
+        kwargs = dict(momentum=0.9) if name == "SGD" else {}
+        opt = getattr(dt, name)(params, lr=0.01, compile=compile, **kwargs)
+        for _ in range(5):
+            for p in params:
+                p.grad = torch.sin(3 * p) + p
+            opt.step()
+        runs.append([p.cpu().numpy() for p in params])
+    assert rel_err(*runs) <= 1e-5

@@ -36,26 +36,37 @@ def _apply(rule, params, grads, states, hyperparameters):
         rule(param, grad, state, **hyperparameters)
 
 
-_compiled_apply = None
+_compiled_steps: dict = {}
 
 
-def _compiled():
-    """``torch.compile(_apply)``, built once and shared by all optimizers."""
-    global _compiled_apply
-    if _compiled_apply is None:
+def _compiled(device_type: str):
+    """``torch.compile(_apply)`` for one device type, built once and shared by all optimizers.
+
+    Each device type gets its own copy of ``_apply`` (its own compilation cache). Inside the
+    compiled step the rules read step counters as 0-d tensors (see ``dlopt.rules._read``) and the
+    shell passes ``lr`` as a 0-d tensor, so a new step or learning rate is a new input value, not
+    a recompilation. A low ``realize_opcount_threshold`` makes inductor compute step-dependent
+    scalars (bias corrections) once per step instead of once per element inside the fused loop;
+    on CUDA, ``combo_kernels`` fuses the per-tensor kernels of a group horizontally.
+    """
+    step = _compiled_steps.get(device_type)
+    if step is None:
+        import types
+
+        options = {"realize_opcount_threshold": 4}
+        if device_type == "cuda":
+            options["combo_kernels"] = True
+        code = _apply.__code__.replace(co_name=f"_apply_{device_type}")
         try:
-            # Inside the compiled step the rules read step counters as 0-d tensors (see
-            # dlopt.rules._read), so a new step is a new input value, not a recompilation.
-            # A low realize threshold makes inductor compute step-dependent scalars (bias
-            # corrections) once per step instead of once per element inside the fused loop.
-            _compiled_apply = torch.compile(_apply, dynamic=False,
-                                            options={"realize_opcount_threshold": 4})
+            step = torch.compile(types.FunctionType(code, _apply.__globals__, code.co_name),
+                                 dynamic=False, options=options)
         except Exception as exc:  # pragma: no cover - depends on the installation
             raise RuntimeError(
                 f"compile=True needs a working torch.compile (a C++ compiler on CPU, triton on "
                 f"CUDA); it failed with: {exc!r}. Use compile=False."
             ) from exc
-    return _compiled_apply
+        _compiled_steps[device_type] = step
+    return step
 
 
 class _RuleOptimizer(Optimizer):
@@ -88,7 +99,9 @@ class _RuleOptimizer(Optimizer):
         self.compile = bool(compile)
         self._lr_inputs: dict[int, torch.Tensor] = {}
         if self.compile:
-            _compiled()
+            for group in self.param_groups:
+                for p in group["params"]:
+                    _compiled(p.device.type)
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -131,7 +144,7 @@ class _RuleOptimizer(Optimizer):
                     # new input, not a recompilation
                     lr = self._lr_inputs.setdefault(id(group), torch.zeros((), dtype=torch.float64))
                     hp["lr"] = lr.fill_(hp["lr"])
-                    _compiled()(type(self).rule, params, grads, states, hp)
+                    _compiled(params[0].device.type)(type(self).rule, params, grads, states, hp)
                 else:
                     _apply(type(self).rule, params, grads, states, hp)
                 for p, state in zip(params, states):
