@@ -215,6 +215,12 @@ def battery(tmp_path_factory):
     (sub / "json-not-notebook.ipynb").write_text("[1, 2, 3]")
     (sub / "non-utf8.ipynb").write_bytes(json.dumps(notebook(CORRECT)).encode("utf-16"))
     (sub / "huge-notebook.ipynb").write_text(json.dumps({"cells": [], "padding": "x" * 6 * 2**20}))
+    nbformat.write(notebook(CORRECT + ["pad = 0\n" * 30_000 + "%time pad += 1\n"]), sub / "huge-code-cell.ipynb")
+    (sub / "too-many-cells.ipynb").write_text(json.dumps(
+        {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+         "cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": []}] * 6000}))
+    (sub / "malformed-cell.ipynb").write_text(json.dumps(
+        {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "source": 42}]}))
     big = notebook(CORRECT)
     big.cells[1].outputs = [nbformat.v4.new_output("stream", text="y" * 3 * 2**20)]
     nbformat.write(big, sub / "large-outputs.ipynb")
@@ -246,6 +252,9 @@ def battery(tmp_path_factory):
         "non-utf8": (ZERO, "not UTF-8", "invalid"),
         "huge-notebook": (ZERO, "larger than the 5 MB limit", "invalid"),
         "large-outputs": (FULL, "Score: 6 / 7", "ok"),
+        "huge-code-cell": (FULL, "SyntaxError", "ok"),
+        "too-many-cells": (ZERO, "more than the limit", "invalid"),
+        "malformed-cell": (ZERO, "malformed", "invalid"),
         "unsolved-student-copy": (ZERO, "NotImplementedError", "ok"),
         "deleted-visible-checks": (FULL, "Score: 6 / 7", "ok"),
         "edited-visible-checks": (with_points(sq=0, **{"sq-hidden": 0}), "got", "ok"),

@@ -14,6 +14,9 @@ __all__ = ["Check", "Manual", "ProblemSet", "Submission", "InvalidSubmission", "
            "read_submission", "python_source"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_IPYTHON_SYNTAX = re.compile(r"^\s*[%!]|^[^#\n]*=\s*[%!]|\?\s*$", re.MULTILINE)
+_MAX_TRANSFORM = 100_000
+MAX_CELLS = 5000
 
 
 @dataclass
@@ -64,6 +67,8 @@ def python_source(cell_source: str) -> str:
     """Plain Python for a code cell: IPython magics (``%...``, ``!...``) become ``get_ipython()``
     calls, which do nothing while grading. The grader applies a *fresh* IPython transformer here,
     in its own process, so transformers a student registers in their kernel play no part."""
+    if len(cell_source) > _MAX_TRANSFORM or not _IPYTHON_SYNTAX.search(cell_source):
+        return cell_source  # plain Python (the transformer is slow on huge cells: a DoS otherwise)
     try:
         from IPython.core.inputtransformer2 import TransformerManager
     except ImportError:  # pragma: no cover - IPython is always there with Jupyter
@@ -154,23 +159,34 @@ def read_submission(path: str | Path, manuals: list = (), max_mb: float = 20) ->
         raise InvalidSubmission("the file is not a notebook (JSON nested too deeply)") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
         raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no list of cells)")
-    try:
-        nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # noqa: BLE001
-        raise InvalidSubmission(f"the file is not a Jupyter notebook ({type(exc).__name__})") from None
+    if isinstance(data.get("cells"), list):  # nbformat 4: read directly (nbformat's validation is slow)
+        cells = data["cells"]
+    else:
+        try:
+            cells = nbformat.reads(text, as_version=4).cells
+        except Exception as exc:  # noqa: BLE001
+            raise InvalidSubmission(f"the file is not a Jupyter notebook ({type(exc).__name__})") from None
+    if len(cells) > MAX_CELLS:
+        raise InvalidSubmission(f"the notebook has {len(cells)} cells, more than the limit of {MAX_CELLS}")
     sub = Submission()
-    by_id = {}
-    for i, cell in enumerate(nb.cells):
-        if not isinstance(cell, dict) or not isinstance(cell.get("source", ""), str):
+    by_id, plain = {}, []
+    for i, cell in enumerate(cells):
+        source = cell.get("source", "") if isinstance(cell, dict) else None
+        if isinstance(source, list) and all(isinstance(x, str) for x in source):
+            source = "".join(source)
+        meta = cell.get("metadata", {}) if isinstance(cell, dict) else None
+        if not isinstance(source, str) or not isinstance(meta, dict):
             raise InvalidSubmission(f"cell {i + 1} is malformed")
-        tags = _tags(cell)
-        if cell.get("cell_type") == "code" and "check" not in tags:
-            sub.cells.append((i + 1, python_source(cell.get("source", ""))))
-        meta = cell.get("metadata", {}).get("dlopt")
-        if isinstance(meta, dict) and isinstance(meta.get("id"), str):
-            by_id[meta["id"]] = i
+        cell = {"cell_type": cell.get("cell_type"), "source": source, "metadata": meta}
+        plain.append(cell)
+        if cell["cell_type"] == "code" and "check" not in _tags(cell):
+            sub.cells.append((i + 1, python_source(source)))
+        dmeta = meta.get("dlopt")
+        if isinstance(dmeta, dict) and isinstance(dmeta.get("id"), str):
+            by_id[dmeta["id"]] = i
+    nb_cells = plain
     for m in manuals:
         i = by_id.get(m.id)
-        if i is not None and i + 1 < len(nb.cells) and nb.cells[i + 1].get("cell_type") == "markdown":
-            sub.answers[m.id] = nb.cells[i + 1].get("source", "")
+        if i is not None and i + 1 < len(nb_cells) and nb_cells[i + 1]["cell_type"] == "markdown":
+            sub.answers[m.id] = nb_cells[i + 1]["source"]
     return sub
