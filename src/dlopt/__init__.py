@@ -16,6 +16,8 @@ Every chapter and exercise of the book imports this package instead of copying c
   ``torch.optim`` schedulers;
 - :mod:`dlopt.secondorder` -- Newton, Levenberg-Marquardt, BFGS, L-BFGS, Newton-CG, Hessian
   approximations, and :func:`dlopt.minimize` (scipy's interface);
+- :mod:`dlopt.stochastic` -- ensembles of noisy runs, SGD noise floors, Langevin escape times,
+  Polyak--Ruppert averaging;
 - :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
 """
 
@@ -29,6 +31,7 @@ from . import data, functions, linesearch, rules
 from . import calculus, information
 from . import landscape, nn
 from . import schedules, secondorder
+from . import stochastic
 from .secondorder import minimize
 from .trajectory import Trajectory, run
 
@@ -50,6 +53,7 @@ __all__ = [
     "schedules",
     "secondorder",
     "seed",
+    "stochastic",
 ]
 
 
