@@ -112,6 +112,12 @@ for c in range(5):
                           "ProcessLookupError", "ok"),
         "segfault": ([HEADER, SQUARE, "import ctypes\nctypes.string_at(0)\n", LOG, COUNT, DESC], ZERO,
                      "signal 11", "killed"),
+        "segfault-in-a-check": (but(safe_log="import ctypes\ndef safe_log(x):\n    ctypes.string_at(0)\n"),
+                                with_points(log=0), "killed by signal 11 during this check", "ok"),
+        "exit-in-a-check": (but(count_positive="import os\ndef count_positive(values):\n    os._exit(3)\n"),
+                            with_points(count=0), "exited (code 3) during this check", "ok"),
+        "exit-in-every-call": (but(square="import os\ndef square(x):\n    os._exit(0)\n"),
+                               with_points(sq=0, **{"sq-hidden": 0}), "a fresh process", "ok"),
         "print-1GB": (CORRECT + ["import sys\nchunk = 'x' * 2**20\nfor _ in range(1024):\n"
                                  "    sys.stdout.write(chunk)\n"], FULL, "Score: 6 / 7", "ok"),
         "write-huge-file": (CORRECT + ["with open('big.bin', 'wb') as fh:\n    fh.write(b'x' * 100 * 2**20)\n"],

@@ -33,6 +33,7 @@ __all__ = ["grade", "grade_one", "reference_data", "Result", "ReferenceFailure",
            "write_grades", "write_feedback"]
 
 SEED = 0
+RESUMES = 2
 _CACHE_VERSION = 1
 
 
@@ -60,9 +61,10 @@ class Result:
 # ----------------------------------------------------------------------------------------------
 # Reference
 # ----------------------------------------------------------------------------------------------
-def _job(ps: ProblemSet, cells: list, side: str, limits: Limits) -> dict:
-    checks = [{"code": c.plan.student_code if side == "student" else c.plan.reference_code,
-               "timeout": float(c.timeout or limits.check_timeout)} for c in ps.checks]
+def _job(ps: ProblemSet, cells: list, side: str, limits: Limits, only=None) -> dict:
+    checks = [{"index": k, "code": c.plan.student_code if side == "student" else c.plan.reference_code,
+               "timeout": float(c.timeout or limits.check_timeout)}
+              for k, c in enumerate(ps.checks) if only is None or k in only]
     return {"side": side, "seed": SEED, "cells": cells, "checks": checks}
 
 
@@ -181,11 +183,16 @@ def score(ps: ProblemSet, reference: dict, run: RunResult, limits: Limits, stude
             if len(lst) <= len(reference[c].get(r["s"], [])):
                 lst.append(r)
         elif t == "check":
-            finished[c] = r.get("error") if isinstance(r.get("error"), str) else None
+            if isinstance(r.get("died"), str):
+                finished[c] = ("died", r["died"])
+            else:
+                finished[c] = r.get("error") if isinstance(r.get("error"), str) else None
     for k, check in enumerate(ps.checks):
         reason = None
         if k not in finished:
             reason = f"not finished: {res.detail or 'the notebook stopped'}"
+        elif isinstance(finished[k], tuple):
+            reason = f"{finished[k][1]} during this check (the later checks ran in a fresh process)"
         elif finished[k] is not None:
             reason = f"raised {_short(finished[k])}"
         else:
@@ -231,8 +238,28 @@ def run_submission(ps: ProblemSet, path: Path, *, limits: Limits, workdir, isola
         sub = read_submission(path, ps.manuals, max_mb=max_mb)
     except (InvalidSubmission, OSError) as exc:
         return str(exc), None
-    run = run_job(_job(ps, [code for _, code in sub.cells], "student", limits), limits=limits,
-                  workdir=workdir, isolation=isolation, slot=slot, hide=hide)
+    cells = [code for _, code in sub.cells]
+    run = run_job(_job(ps, cells, "student", limits), limits=limits, workdir=workdir,
+                  isolation=isolation, slot=slot, hide=hide)
+    # a process that dies *inside* a check (a crash, os._exit, a kill -- not a time-out) loses that
+    # check only: the remaining checks run again in a fresh process, at most RESUMES times
+    for _ in range(RESUMES):
+        at = [r for r in run.records if r.get("t") == "at"]
+        if run.ended_normally() or run.timed_out or not at or not isinstance(at[-1].get("c"), int):
+            break
+        dead = at[-1]["c"]
+        rest = [k for k in range(dead + 1, len(ps.checks))]
+        rc = run.returncode
+        died = (f"the process was killed by signal {-rc if rc < 0 else rc - 128}"
+                if rc is not None and (rc < 0 or rc > 128) else f"the process exited (code {rc})")
+        run.records.append({"t": "check", "c": dead, "died": died})
+        if not rest:
+            break
+        again = run_job(_job(ps, cells, "student", limits, only=set(rest)), limits=limits, workdir=workdir,
+                        isolation=isolation, slot=slot, hide=hide)
+        again.records = run.records + [r for r in again.records if r.get("t") != "cell"]
+        again.output = run.output + again.output[-limits.output_kb * 512:]
+        run = again
     return sub, run
 
 
