@@ -185,8 +185,8 @@ def ensemble(objective, x0, steps: int, *, lr: float | Callable[[int], float], s
                 g = np.asarray(grad(X, k, rng), dtype=float)
             else:
                 g = objective.grad(X)
-                s = np.sqrt(2.0 * temperature / eta) if temperature is not None else sigma
-                if np.any(s):
+                s = np.sqrt(2.0 * temperature / eta) if temperature is not None and eta > 0 else sigma
+                if eta > 0 and np.any(s):  # a zero step (e.g. the start of a warmup) moves nothing
                     xi = rng.standard_normal(X.shape)
                     g = g + s * (xi if chol_t is None else xi @ chol_t)
             frozen = None if stop is None else X[~active].copy()
