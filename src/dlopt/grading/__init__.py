@@ -18,8 +18,18 @@
 - the student copy ``exercises/<set>.ipynb`` has no outputs and is committed.
 
 **Commands** (``dlopt-grade`` or ``python -m dlopt.grading``): ``release``, ``grade``, ``check``;
-see :mod:`dlopt.grading.cli`. **Security model**: :mod:`dlopt.grading.sandbox` and
-:mod:`dlopt.grading.grader`; the book's page *For instructors* explains both.
+see :mod:`dlopt.grading.cli`. ``grade`` writes ``grades.csv`` (student, one column per check and
+per manual question, total, max, status: ``ok``, ``timeout``, ``exited``, ``killed``,
+``invalid``), ``feedback/<student>.md`` and, with manual questions, ``answers/<id>.md``; the
+optional ``--manual`` CSV (``student`` + one column per manual id) fills the manual columns.
+
+**Grading** (:mod:`dlopt.grading.grader`): each check cell of the *source* is split by
+:mod:`dlopt.grading.instrument` into a student variant (records only the ``actual`` arguments)
+and a reference variant (records only the ``expected`` values); the submission's code cells and
+the student variants run in a sandboxed interpreter (:mod:`dlopt.grading.sandbox`,
+:mod:`dlopt.grading._child`) that returns JSON lines; the reference is computed the same way from
+the source's solution, once per set; the grader compares and scores. The book's page *For
+instructors* explains the format, the commands and the security model with its limits.
 """
 
 from __future__ import annotations

@@ -134,10 +134,14 @@ def main(argv=None) -> int:
                   "code runs as your user and can read what you can read; grade a copy of the "
                   "submissions kept apart from your sources (see the 'For instructors' page)",
                   file=sys.stderr)
+        for path, kind in ((args.source, "file"), (args.submissions, "folder")):
+            if not (path.is_file() if kind == "file" else path.is_dir()):
+                print(f"dlopt-grade: {path} is not a {kind}", file=sys.stderr)
+                return 2
         try:
             results = grade(args.source, args.submissions, args.out, jobs=args.jobs, limits=_limits(args),
                             isolation=isolation, manual=args.manual, progress=not args.no_progress)
-        except (FormatError, ReferenceFailure) as exc:
+        except (FormatError, ReferenceFailure, ValueError) as exc:
             print(f"dlopt-grade: {exc}", file=sys.stderr)
             return 2
         print(f"graded {len(results)} submissions with isolation "

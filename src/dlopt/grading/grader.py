@@ -395,6 +395,7 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
 
     limits = limits or Limits()
     isolation = isolation or default_isolation()
+    jobs = max(1, min(int(jobs), 32))  # one uid per slot, 64 per grader process
     ps = load_problem_set(source)
     submissions, out = Path(submissions), Path(out)
     out.mkdir(parents=True, exist_ok=True)
