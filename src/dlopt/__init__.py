@@ -18,6 +18,8 @@ Every chapter and exercise of the book imports this package instead of copying c
   approximations, and :func:`dlopt.minimize` (scipy's interface);
 - :mod:`dlopt.stochastic` -- ensembles of noisy runs, SGD noise floors, Langevin escape times,
   Polyak--Ruppert averaging;
+- :mod:`dlopt.experiments` -- replay a rule on a gradient sequence, many seeded runs at once
+  (``run_batch``), confidence intervals, a small CNN and its training loop (adaptive methods);
 - :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
 """
 
@@ -32,6 +34,7 @@ from . import calculus, information
 from . import landscape, nn
 from . import schedules, secondorder
 from . import stochastic
+from . import experiments
 from .secondorder import minimize
 from .trajectory import Trajectory, run
 
@@ -42,6 +45,7 @@ __all__ = [
     "calculus",
     "data",
     "device",
+    "experiments",
     "functions",
     "information",
     "landscape",
