@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=120, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
 
+    # one BLAS/OpenMP thread per kernel: `jobs` kernels already share the cores (kernels inherit
+    # this environment); oversubscribed threads made small torch loops many times slower
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
     from jupyter_cache import get_cache
     from jupyter_cache.cache.main import CacheBundleIn
     from myst_nb.core.read import myst_nb_reader_plugin
