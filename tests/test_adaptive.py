@@ -143,3 +143,21 @@ def test_run_batch_traces_state():
     np.testing.assert_allclose(tr["grad"], grads)
     np.testing.assert_allclose(tr["exp_avg"][1], 0.5 * 0.5 * grads[0] + 0.5 * grads[1])
     np.testing.assert_allclose(tr["lr"], 0.1 / np.arange(1, 6))
+
+
+def test_namsgrad_has_the_properties_the_convergence_proof_uses():
+    """Effective steps eta_t/(sqrt(v_hat_t)+eps) never increase; the direction is bounded by G."""
+    G = 3.0
+    grads = rng.uniform(-G, G, (500, 6)) * (rng.random((500, 6)) < 0.7)
+    eta, eps, b1 = 0.1, 1e-3, 0.8
+    rec = experiments.replay(rules.namsgrad, grads, lr=lambda k: eta / np.sqrt(k + 1), betas=(b1, 0.99), eps=eps)
+    a = eta / np.sqrt(np.arange(1, 501))[:, None] / (np.sqrt(rec["max_exp_avg_sq"]) + eps)
+    assert np.all(np.diff(a, axis=0) <= 0) and np.all(a[0] <= eta / eps)
+    d = -rec["step"] / a
+    np.testing.assert_allclose(d, b1 * rec["exp_avg"] + (1 - b1) * grads, atol=1e-9)
+    assert np.abs(d).max() <= G
+    # Adam's effective step is not monotone on the same sequence
+    adam = experiments.replay(rules.adam, grads, lr=lambda k: eta / np.sqrt(k + 1), betas=(b1, 0.99), eps=eps)
+    t = np.arange(1, 501)[:, None]
+    a_adam = eta / np.sqrt(t) / (np.sqrt(adam["exp_avg_sq"] / (1 - 0.99**t)) + eps)
+    assert np.any(np.diff(a_adam, axis=0) > 0)
