@@ -155,3 +155,21 @@ def test_cell_and_check_timeouts_keep_the_run_going(tmp_path):
                        cells=["while True:\n    pass\n", "x = 1"])
     assert value == "after" and run.ended_normally()
     assert any("TimeoutError" in r.get("error", "") for r in run.records if r["t"] == "cell")
+
+
+@needs_namespaces
+def test_python_reached_through_a_symlink(tmp_path):
+    """A virtualenv reached through a symlinked path still works inside the sandbox's root."""
+    import subprocess
+
+    link = tmp_path / "venv-link"
+    link.symlink_to(sys.prefix)
+    (tmp_path / "work").mkdir(mode=0o700)
+    code = ("from dlopt.grading.sandbox import run_job, Limits\n"
+            "r = run_job({'side': 'student', 'seed': 0, 'checks': [], 'cells': "
+            "['import numpy.random, scipy.linalg, decimal']}, limits=Limits(timeout=30), "
+            f"workdir={str(tmp_path / 'work')!r})\n"
+            "print(r.ended_normally(), [x for x in r.records if x['t'] == 'cell'])")
+    done = subprocess.run([str(link / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "True []", done.stdout + done.stderr

@@ -57,18 +57,23 @@ def _build_root(cfg):
     root = cfg["newroot"]
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
     _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={cfg['tmpfs_mb']}m,mode=755")
-    for path in cfg["binds"]:
-        target = root + path
-        if os.path.islink(path) and os.path.dirname(path) == "/":
-            os.symlink(os.readlink(path), target)
+    for path, where in cfg["binds"]:
+        target = root + where
+        if path == where and os.path.islink(path) and os.path.dirname(path) == "/":
+            os.symlink(os.readlink(path), target)  # e.g. /bin -> usr/bin
             continue
-        if os.path.isdir(path):
-            os.makedirs(target, exist_ok=True)
-        elif os.path.exists(path):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            open(target, "w").close()
-        else:
-            continue
+        try:
+            if os.path.isdir(path):
+                os.makedirs(target, exist_ok=True)
+            elif os.path.exists(path):
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                open(target, "w").close()
+            else:
+                continue
+        except OSError:
+            if path == where:
+                raise
+            continue  # a second view of a tree through a symlink: optional
         flags = MS_NOSUID | (0 if path.startswith("/dev/") else MS_NODEV)
         _mount(libc, path, target, None, MS_BIND | MS_REC)
         ro = 0 if path.startswith("/dev/") else MS_RDONLY

@@ -119,28 +119,37 @@ def _is_within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def _binds(hide: list[str]) -> list[str]:
-    import dlopt
-
+def _binds(hide: list[str]) -> list[list[str]]:
+    """``[source, target]`` pairs to bind read-only into the sandbox's root file system."""
     import sysconfig
 
-    python = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)),
-              str(Path(dlopt.__file__).resolve().parent.parent)]
+    import dlopt
+
+    python = [sys.base_prefix, sys.prefix, os.path.dirname(sys.executable),
+              str(Path(dlopt.__file__).parent.parent)]
     python += [sysconfig.get_path(k) or "" for k in ("stdlib", "platstdlib", "purelib", "platlib")]
     # only installed-package folders from sys.path: the grader's own sys.path may hold a project
     # or tests folder (pytest, PYTHONPATH=.) that must not be visible
     python += [p for p in sys.path if p and os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages")]
-    python = [p for p in python if p]
+    pairs = [[p, p] for p in _SYSTEM_DIRS]
+    for p in (p for p in python if p):
+        real = os.path.realpath(p)
+        pairs.append([real, real])
+        if os.path.abspath(p) != real:  # reached through a symlink: the same tree at that path too
+            pairs.append([real, os.path.abspath(p)])
     keep = []
-    for p in _SYSTEM_DIRS + [os.path.realpath(p) for p in python]:
-        if not os.path.exists(p) and not os.path.islink(p):
+    for src, dst in pairs:
+        if not os.path.exists(src) and not os.path.islink(src):
             continue
-        if any(_is_within(h, p) for h in hide):  # would expose a hidden path: never bind it
+        if any(_is_within(h, src) or _is_within(h, dst) for h in hide):  # would expose a hidden path
             continue
-        if p not in keep:
-            keep.append(p)
-    return [p for p in keep
-            if not any(q != p and _is_within(p, q) and not os.path.islink(q) for q in keep)]
+        if [src, dst] not in keep:
+            keep.append([src, dst])
+    def covered(src, dst):  # already visible through a bind of an enclosing folder
+        return any(q != dst and _is_within(dst, q) and not (r == q and os.path.islink(q))
+                   and src == r.rstrip("/") + dst[len(q.rstrip("/")):] for r, q in keep)
+
+    return [[src, dst] for src, dst in keep if not covered(src, dst)]
 
 
 def _user_process_count() -> int:
