@@ -1,6 +1,7 @@
 """The adversarial battery: hostile submissions get exactly the points they deserve, with a reason.
 
-One problem set (``tests/grading_cases/battery.ipynb``, 6 automatic points: ``sq`` 1, ``sq-hidden``
+Runs only where the grader gets full (namespaces) isolation, as in CI. One problem set
+(``tests/grading_cases/battery.ipynb``, 6 automatic points: ``sq`` 1, ``sq-hidden``
 2, ``log`` 1, ``count`` 1, ``order`` 1, plus a manual question) and about forty submissions built
 below, graded in one batch with ``--jobs 2`` and tight limits. Each case states the points per
 check it deserves and a phrase that must appear in its feedback.
@@ -20,6 +21,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from dlopt.grading import release_notebook
 from dlopt.grading.grader import grade
 from dlopt.grading.sandbox import Limits, default_isolation, run_job
+
+# Never run hostile code without the full sandbox: in basic isolation (not root) "kill the parent"
+# would kill pytest and `os.kill(-1, SIGKILL)` every process of the user.
+pytestmark = pytest.mark.skipif(default_isolation() != "namespaces",
+                                reason="the battery runs only with namespaces isolation (root + unshare)")
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "tests" / "grading_cases" / "battery.ipynb"
