@@ -2,7 +2,7 @@
 
 Runs only where the grader gets full (namespaces) isolation, as in CI. One problem set
 (``tests/grading_cases/battery.ipynb``, 6 automatic points: ``sq`` 1, ``sq-hidden``
-2, ``log`` 1, ``count`` 1, ``order`` 1, plus a manual question) and about forty submissions built
+2, ``log`` 1, ``count`` 1, ``order`` 1, plus a manual question) and over fifty submissions built
 below, graded in one batch with ``--jobs 2`` and tight limits. Each case states the points per
 check it deserves and a phrase that must appear in its feedback.
 """
