@@ -11,7 +11,13 @@ Differences from ``torch.optim`` (all explicit):
   ``torch.optim`` does by default, too). The result does not depend on it.
 - ``fused=True``, ``capturable=True`` and ``differentiable=True`` are rejected with a
   ``ValueError``; ``compile=True`` (keyword only, not in ``torch.optim``) is this package's fast
-  path: the whole step of a parameter group is compiled with ``torch.compile`` into fused kernels.
+  path: the whole step of a parameter group (the same rule, traced) is compiled with
+  ``torch.compile`` into fused kernels, one pass over memory per tensor. The first step runs
+  eagerly (it creates the state), the second compiles; the step counter and ``lr`` are tensor
+  inputs of the compiled step, so later steps and learning-rate schedules do not recompile.
+  Inside the compiled step the bias corrections are computed from the float32 step tensor
+  (like ``torch.optim``'s ``capturable`` path), so trajectories agree with eager mode to float32
+  rounding, not bit for bit. ``RAdam``'s branch on :math:`\rho_t > 5` breaks the graph there.
 - sparse gradients raise ``RuntimeError("<Class> does not support sparse gradients")`` and
   complex parameters ``RuntimeError("<Class> does not support complex parameters")``.
 - after ``load_state_dict`` the scalar states ``step`` and ``mu_product`` are kept as CPU tensors
@@ -39,24 +45,26 @@ def _apply(rule, params, grads, states, hyperparameters):
 _compiled_steps: dict = {}
 
 
-def _compiled(device_type: str):
-    """``torch.compile(_apply)`` for one device type, built once and shared by all optimizers.
+def _compiled(device_type: str, rule):
+    """``torch.compile(_apply)`` for one device type and rule, built once and shared by all
+    optimizers of that rule.
 
-    Each device type gets its own copy of ``_apply`` (its own compilation cache). Inside the
+    Each (device type, rule) gets its own copy of ``_apply``, hence its own compilation cache
+    (dynamo keeps at most 8 entries per function: one per parameter-group layout). Inside the
     compiled step the rules read step counters as 0-d tensors (see ``dlopt.rules._read``) and the
     shell passes ``lr`` as a 0-d tensor, so a new step or learning rate is a new input value, not
     a recompilation. A low ``realize_opcount_threshold`` makes inductor compute step-dependent
     scalars (bias corrections) once per step instead of once per element inside the fused loop;
     on CUDA, ``combo_kernels`` fuses the per-tensor kernels of a group horizontally.
     """
-    step = _compiled_steps.get(device_type)
+    step = _compiled_steps.get((device_type, rule))
     if step is None:
         import types
 
         options = {"realize_opcount_threshold": 4}
         if device_type == "cuda":
             options["combo_kernels"] = True
-        code = _apply.__code__.replace(co_name=f"_apply_{device_type}")
+        code = _apply.__code__.replace(co_name=f"_apply_{rule.__name__}_{device_type}")
         try:
             step = torch.compile(types.FunctionType(code, _apply.__globals__, code.co_name),
                                  dynamic=False, options=options)
@@ -65,7 +73,7 @@ def _compiled(device_type: str):
                 f"compile=True needs a working torch.compile (a C++ compiler on CPU, triton on "
                 f"CUDA); it failed with: {exc!r}. Use compile=False."
             ) from exc
-        _compiled_steps[device_type] = step
+        _compiled_steps[(device_type, rule)] = step
     return step
 
 
@@ -101,7 +109,7 @@ class _RuleOptimizer(Optimizer):
         if self.compile:
             for group in self.param_groups:
                 for p in group["params"]:
-                    _compiled(p.device.type)
+                    _compiled(p.device.type, type(self).rule)
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -144,7 +152,8 @@ class _RuleOptimizer(Optimizer):
                     # new input, not a recompilation
                     lr = self._lr_inputs.setdefault(id(group), torch.zeros((), dtype=torch.float64))
                     hp["lr"] = lr.fill_(hp["lr"])
-                    _compiled(params[0].device.type)(type(self).rule, params, grads, states, hp)
+                    step = _compiled(params[0].device.type, type(self).rule)
+                    step(type(self).rule, params, grads, states, hp)
                 else:
                     _apply(type(self).rule, params, grads, states, hp)
                 for p, state in zip(params, states):
