@@ -231,3 +231,21 @@ def test_cli_grade(tmp_path):
                            "--no-progress"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "ada,1,2,1,1,1,,6,7,ok" in (tmp_path / "out" / "grades.csv").read_text()
+
+
+def test_reference_is_computed_once_and_cached(tmp_path):
+    import json
+
+    _submissions(tmp_path / "subs")
+    out = tmp_path / "out"
+    grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False)
+    cache = out / ".reference.json"
+    stored = json.loads(cache.read_text())
+    stored["data"]["0"]["0"] = [[0.0, 0.0, 0.0]]          # tamper: the cached data is what is used
+    cache.write_text(json.dumps(stored))
+    results = {r.student: r for r in grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False)}
+    assert results["ada"].points["sq"] == 0
+    stored["digest"] = "another source"                    # a changed source or dlopt: recomputed
+    cache.write_text(json.dumps(stored))
+    results = {r.student: r for r in grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False)}
+    assert results["ada"].points["sq"] == 1

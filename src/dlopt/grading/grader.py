@@ -68,13 +68,27 @@ def _job(ps: ProblemSet, cells: list, side: str, limits: Limits, only=None) -> d
     return {"side": side, "seed": SEED, "cells": cells, "checks": checks}
 
 
+def _cache_key(ps: ProblemSet) -> str:
+    """The source notebook and the dlopt package it may call: a change to either redoes the reference."""
+    import hashlib
+
+    import dlopt
+
+    h = hashlib.sha256(ps.digest.encode())
+    for path in sorted(Path(dlopt.__file__).parent.rglob("*.py")):
+        h.update(str(path.relative_to(Path(dlopt.__file__).parent)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def reference_data(ps: ProblemSet, *, limits: Limits, workdir, isolation=None, cache: Path | None = None,
                    hide=()) -> dict:
     """``{check index: {site index: [data, ...]}}`` from the source's solutions (cached as JSON)."""
+    digest = _cache_key(ps)
     if cache is not None and cache.exists():
         try:
             stored = json.loads(cache.read_text())
-            if stored.get("digest") == ps.digest and stored.get("version") == _CACHE_VERSION:
+            if stored.get("digest") == digest and stored.get("version") == _CACHE_VERSION:
                 return {int(k): {int(s): v for s, v in sites.items()} for k, sites in stored["data"].items()}
         except (ValueError, KeyError, AttributeError):
             pass
@@ -94,7 +108,7 @@ def reference_data(ps: ProblemSet, *, limits: Limits, workdir, isolation=None, c
         if r["t"] == "rec":
             data[r["c"]][r["s"]].append(r["d"])
     if cache is not None:
-        cache.write_text(json.dumps({"digest": ps.digest, "version": _CACHE_VERSION, "data": data}))
+        cache.write_text(json.dumps({"digest": digest, "version": _CACHE_VERSION, "data": data}))
     return data
 
 
