@@ -352,3 +352,14 @@ def test_cuda_compile_matches_eager(name):
             opt.step()
         runs.append([p.cpu().numpy() for p in params])
     assert rel_err(*runs) <= 1e-5
+
+
+def test_numpy_rules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, dlopt; from dlopt import rules, functions; "
+            "dlopt.run(rules.adam, functions.Rosenbrock(), [-1.0, 1.5], steps=5, lr=1e-2); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -48,6 +48,8 @@ A rule's body should read like the formula in the book: the chapter shows it wit
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 __all__ = [
@@ -514,9 +516,9 @@ def _read(scalar):
 
 
 def _compiling() -> bool:
-    import torch
-
-    return torch.compiler.is_compiling()
+    """Are we being traced by ``torch.compile``? (Never imports torch: numpy users don't pay.)"""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling()
 
 
 def _number(x) -> bool:
