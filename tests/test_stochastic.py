@@ -195,3 +195,27 @@ def test_mean_first_passage_matches_kramers_and_is_direction_aware():
     mean, lo, hi = stochastic.escape_time_mean(ens.hit, 20000)
     assert abs(mean * 0.002 / exact - 1) < 0.08
     assert stochastic.mean_first_passage(f, 0.3, 0.3, 0.1) == 0.0
+
+
+def test_schedule_basin_explorer():
+    from dlopt import schedules, widgets
+
+    ex = widgets.ScheduleBasinExplorer(steps=1500)
+    f = ex.objective
+    lrs, p = ex.predict("cosine", 0.04, 4e-4)
+    assert np.allclose(lrs, schedules.CosineAnnealing(0.04, T_max=1500, eta_min=4e-4).values(1501))
+    # the same two-state model computed directly
+    tau = lambda a, b, T: stochastic.mean_first_passage(f, a, b, T)
+    direct = 1 - stochastic.two_state_occupancy(
+        lambda k: lrs[k] / tau(f.x_sharp, f.x_flat, lrs[k] * 10.0),
+        lambda k: lrs[k] / tau(f.x_flat, f.x_sharp, lrs[k] * 10.0), 1500)
+    assert np.allclose(p[::100], direct[::100], atol=0.01)
+    ex.update(shape="exponential", eta0=0.04, eta_end=4e-4)
+    expo = ex.final_fraction
+    ex.update(shape="cosine")
+    assert ex.final_fraction > expo + 0.15 and ex._repr_png_()[:4] == b"\x89PNG"
+    box = ex.widget()
+    box.children[0].children[0].value = "step"  # the dropdown redraws
+    assert ex.params["shape"] == "step"
+    with pytest.raises(ValueError):
+        ex.schedule("linear", 0.1, 0.01)

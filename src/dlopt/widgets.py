@@ -255,3 +255,112 @@ class PathExplorer:
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png")
         return buf.getvalue()
+
+
+class ScheduleBasinExplorer:
+    r"""Which basin do noisy runs end in under a decaying learning rate? (chapter *Stochastic
+    gradient methods*, page *Learning-rate schedules*)
+
+    SGD with gradient-noise variance ``sigma2`` runs at temperature :math:`T_k=\eta_k\sigma^2/2`. On a
+    :class:`~dlopt.functions.TwoBasin` landscape, starting in the sharp minimum, the fraction of runs
+    in the flat basin follows the two-state model of :func:`dlopt.stochastic.two_state_occupancy`
+    with hopping probabilities :math:`\eta_k/\tau(T_k)` from the exact mean first-passage times.
+    :meth:`update` recomputes that prediction for a schedule ``shape`` (``"exponential"``,
+    ``"cosine"`` or ``"step"``) from ``eta0`` to ``eta_end`` in ``steps`` steps and redraws; the
+    figure (``self.figure``) is the static fallback, :meth:`widget` the interactive version.
+    """
+
+    shapes = ("exponential", "cosine", "step")
+
+    def __init__(self, objective=None, sigma2: float = 20.0, steps: int = 3000, shape: str = "cosine",
+                 eta0: float = 0.04, eta_end: float = 4e-4):
+        from . import functions, stochastic
+
+        self.objective = functions.TwoBasin() if objective is None else objective
+        self.sigma2, self.steps = float(sigma2), int(steps)
+        f = self.objective
+        temps = np.geomspace(0.02, 1.0, 120)
+        self._log_t = np.log(temps)
+        self._log_sf = np.log([stochastic.mean_first_passage(f, f.x_sharp, f.x_flat, T) for T in temps])
+        self._log_fs = np.log([stochastic.mean_first_passage(f, f.x_flat, f.x_sharp, T) for T in temps])
+        self.figure = Figure(figsize=(10, 3.4), layout="constrained")
+        FigureCanvasAgg(self.figure)
+        self._ax_t, self._ax_p = self.figure.subplots(1, 2)
+        k = np.arange(self.steps + 1)
+        (self._line_t,) = self._ax_t.plot(k, np.ones_like(k, dtype=float), color=plots.COLORS[0])
+        (self._line_p,) = self._ax_p.plot(k, np.zeros_like(k, dtype=float), color=plots.COLORS[1])
+        self._ax_t.axhline(f.barrier_sharp / 10, color="0.5", ls="--", lw=1)
+        self._ax_t.set(xlabel="step $k$", ylabel=r"temperature $T_k=\eta_k\sigma^2/2$", yscale="log",
+                       ylim=(1e-4, 2.0), xlim=(0, self.steps))
+        self._ax_p.set(xlabel="step $k$", ylabel="predicted fraction in the flat basin", ylim=(0, 1),
+                       xlim=(0, self.steps))
+        self.params: dict = {}
+        self.update(shape=shape, eta0=eta0, eta_end=eta_end)
+
+    def schedule(self, shape: str, eta0: float, eta_end: float):
+        """The :mod:`dlopt.schedules` object for a shape with the given endpoints."""
+        from . import schedules
+
+        K = self.steps
+        if shape == "exponential":
+            return schedules.ExponentialDecay(eta0, gamma=(eta_end / eta0) ** (1 / K))
+        if shape == "cosine":
+            return schedules.CosineAnnealing(eta0, T_max=K, eta_min=eta_end)
+        if shape == "step":
+            return schedules.MultiStepDecay(eta0, milestones=[K // 3, 2 * K // 3],
+                                            gamma=(eta_end / eta0) ** 0.5)
+        raise ValueError(f"shape must be one of {self.shapes}, got {shape!r}")
+
+    def predict(self, shape: str, eta0: float, eta_end: float):
+        """``(lrs, p_flat)``: the step sizes and the predicted fraction in the flat basin per step."""
+        from . import stochastic
+
+        lrs = self.schedule(shape, eta0, eta_end).values(self.steps + 1)
+        log_t = np.log(lrs * self.sigma2 / 2)
+        out = lrs[:-1] / np.exp(np.interp(log_t[:-1], self._log_t, self._log_sf))
+        back = lrs[:-1] / np.exp(np.interp(log_t[:-1], self._log_t, self._log_fs))
+        p_sharp = stochastic.two_state_occupancy(out.__getitem__, back.__getitem__, self.steps)
+        return lrs, 1.0 - p_sharp
+
+    def update(self, **params) -> "ScheduleBasinExplorer":
+        """Recompute the prediction for ``shape``, ``eta0``, ``eta_end`` and redraw."""
+        self.params.update(params)
+        t0 = time.perf_counter()
+        lrs, p_flat = self.predict(**self.params)
+        self._line_t.set_ydata(lrs * self.sigma2 / 2)
+        self._line_p.set_ydata(p_flat)
+        p = self.params
+        self._ax_p.set_title(f"{p['shape']}: {p_flat[-1]:.0%} end in the flat basin")
+        self._ax_t.set_title(rf"$\eta_0={p['eta0']:.3g}$, $\eta_K={p['eta_end']:.3g}$, $\sigma^2={self.sigma2:g}$")
+        self.figure.canvas.draw()
+        self.last_redraw_ms = 1e3 * (time.perf_counter() - t0)
+        self.final_fraction = float(p_flat[-1])
+        if getattr(self, "_image", None) is not None:
+            self._image.value = self._repr_png_()
+        return self
+
+    def widget(self):
+        """A shape selector, two logarithmic sliders and the live figure (``ipywidgets.VBox``)."""
+        import ipywidgets as w
+
+        shape = w.Dropdown(options=self.shapes, value=self.params["shape"], description="shape")
+        eta0 = w.FloatLogSlider(value=self.params["eta0"], min=-3, max=-1, step=0.02, description="eta0",
+                                readout_format=".3g")
+        eta_end = w.FloatLogSlider(value=self.params["eta_end"], min=-5, max=-2, step=0.02,
+                                   description="eta_end", readout_format=".3g")
+        self._image = w.Image(format="png", value=self._repr_png_())
+
+        def on_change(change):
+            self.update(shape=shape.value, eta0=eta0.value, eta_end=eta_end.value)
+
+        for c in (shape, eta0, eta_end):
+            c.observe(on_change, names="value")
+        return w.VBox([w.HBox([shape, eta0, eta_end]), self._image])
+
+    def _repr_png_(self):
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png")
+        return buf.getvalue()
+
+
+__all__ += ["ScheduleBasinExplorer"]
