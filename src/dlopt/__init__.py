@@ -25,7 +25,10 @@ Every chapter and exercise of the book imports this package instead of copying c
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import random
+import sys
 
 import numpy as np
 
@@ -86,17 +89,52 @@ def device(verbose: bool = False):
 
 
 def seed(value: int = 0) -> np.random.Generator:
-    """Seed Python's, numpy's and (if installed) torch's global generators.
+    """Seed Python's, numpy's and torch's global generators.
 
     Returns a fresh ``numpy.random.Generator`` seeded with ``value`` for code that prefers an
-    explicit generator.
+    explicit generator. If torch is not imported yet it is seeded the moment it is (importing
+    torch takes seconds, which numpy-only pages and the grader's sandboxes should not pay).
     """
     random.seed(value)
     np.random.seed(value)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a declared dependency of the book
-        pass
-    else:
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "manual_seed"):
         torch.manual_seed(value)
+    else:
+        _SeedTorchOnImport.install(value)
     return np.random.default_rng(value)
+
+
+class _SeedTorchOnImport(importlib.abc.MetaPathFinder):
+    """Import hook: ``torch.manual_seed(value)`` right after torch is first imported."""
+
+    _pending: "_SeedTorchOnImport | None" = None
+
+    def __init__(self, value: int):
+        self.value = value
+
+    @classmethod
+    def install(cls, value: int) -> None:
+        if cls._pending is not None and cls._pending in sys.meta_path:
+            cls._pending.value = value  # the latest seed wins, as with eager seeding
+            return
+        cls._pending = cls(value)
+        sys.meta_path.insert(0, cls._pending)
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)  # let the normal finders locate torch
+        type(self)._pending = None
+        spec = importlib.util.find_spec("torch")
+        if spec is None or spec.loader is None:
+            return spec
+        loader, value = spec.loader, self.value
+        exec_module = loader.exec_module
+
+        def exec_and_seed(module):
+            exec_module(module)
+            module.manual_seed(value)
+
+        loader.exec_module = exec_and_seed
+        return spec
