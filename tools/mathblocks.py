@@ -63,7 +63,7 @@ def fix(text: str) -> tuple[str, list[int]]:
             in_math = False
             out.append(line)
             nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
-            if nxt:
+            if nxt and not FENCE.match(lines[i + 1]):  # the end of a directive may follow
                 bad.append(i + 1)
                 out.append("")
             continue
