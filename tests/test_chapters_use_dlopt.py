@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import re
 from pathlib import Path
@@ -16,13 +17,18 @@ PAGES = sorted((ROOT / "chapters").rglob("*.md"))
 CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
+# every module whose functions a page might be tempted to re-implement (torch and grading excluded:
+# pages use torch.optim-style classes by import, and the grader is not chapter material)
+GUARDED = ("rules", "linesearch", "functions", "schedules", "secondorder", "trajectory", "calculus",
+           "information", "nn", "landscape", "stochastic", "experiments", "quadratic_analysis",
+           "widgets", "data")
+
+
 def provided_names() -> set[str]:
     """Lower-cased names of every public function and class dlopt provides to the chapters."""
     names = set()
-    for module_name in ("rules", "linesearch", "functions", "schedules", "secondorder", "trajectory"):
-        module = getattr(dlopt, module_name, None)
-        if module is None:
-            continue
+    for module_name in GUARDED:
+        module = importlib.import_module(f"dlopt.{module_name}")
         for name, obj in vars(module).items():
             if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj)):
                 if getattr(obj, "__module__", "").startswith("dlopt"):
