@@ -90,11 +90,21 @@ for p in [{str(secret_dir / 'source.ipynb')!r}, {str(on_path / 'answers.py')!r},
     except OSError:
         pass
 READ += [p for p in os.listdir('/proc') if p.isdigit() and p not in ('1', str(os.getpid()))]
-READ += os.listdir('/tmp')
+for name in os.listdir('/tmp'):
+    READ.append(name)
+    for root, dirs, files in os.walk('/tmp/' + name):  # what a parent of a bind exposes
+        READ += [os.path.join(root, d) for d in dirs if d in ('exercises', 'tests', 'results')]
+        dirs[:] = [d for d in dirs if d not in ('site-packages', 'lib', 'include', 'bin', 'share')]
 """])
     finally:
         sys.path.remove(str(on_path))
-    assert value == []
+    # A checkout under /tmp (CI clones anywhere) shows up as the parent of the read-only binds of
+    # its .venv and src/: allowed, as long as nothing else of the project is inside.
+    import dlopt
+
+    bound = [os.path.realpath(sys.prefix), os.path.dirname(os.path.dirname(os.path.realpath(dlopt.__file__)))]
+    parents = {b.split("/")[2] for b in bound if b.startswith("/tmp/")}
+    assert [v for v in value if v not in parents] == []
 
 
 @needs_namespaces
