@@ -368,3 +368,21 @@ def test_new_objectives_derivatives(f):
     np.testing.assert_allclose(f.hess(X)[1, 2], f.hess(X[1, 2]))
     with pytest.raises(ValueError):
         type(f)(3 if isinstance(f, functions.PowellSingular) else 0)
+
+
+def test_bfgs_update_equals_the_product_form():
+    """The O(n²) rank-one form equals (I − ρsyᵀ) H (I − ρysᵀ) + ρssᵀ and satisfies the secant equation."""
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 40):
+        A = rng.standard_normal((n, n))
+        H = A @ A.T + np.eye(n)
+        s = rng.standard_normal(n)
+        y = s + 0.3 * rng.standard_normal(n)
+        if y @ s <= 0:
+            y = -y
+        rho = 1.0 / (y @ s)
+        V = np.eye(n) - rho * np.outer(s, y)
+        new = bfgs_update(H, s, y)
+        np.testing.assert_allclose(new, V @ H @ V.T + rho * np.outer(s, s), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(new @ y, s, rtol=1e-10, atol=1e-12)
+        assert np.all(np.linalg.eigvalsh(new) > 0)

@@ -76,11 +76,15 @@ def bfgs_update(H, s, y):
     .. math:: H_{k+1}=(I-\rho sy^\top)H_k(I-\rho ys^\top)+\rho ss^\top,\qquad \rho=\frac1{y^\top s}.
 
     :math:`H_{k+1}` satisfies the secant equation :math:`H_{k+1}y=s` and stays positive definite
-    when :math:`y^\top s>0`.
+    when :math:`y^\top s>0`. Multiplied out (``H`` is symmetric, so :math:`y^\top H=(Hy)^\top`) the
+    update is a sum of rank-one terms and costs :math:`O(n^2)` operations:
+
+    .. math:: H_{k+1}=H_k-\rho\,(s\,(H_ky)^\top+H_ky\,s^\top)+(\rho^2\,y^\top H_ky+\rho)\,ss^\top.
     """
     rho = 1.0 / (y @ s)
-    V = np.eye(len(s)) - rho * np.outer(s, y)
-    return V @ H @ V.T + rho * np.outer(s, s)
+    Hy = H @ y
+    return (H - rho * (np.outer(s, Hy) + np.outer(Hy, s))
+            + (rho**2 * (y @ Hy) + rho) * np.outer(s, s))
 
 
 def two_loop(g, S, Y, rho, gamma):
