@@ -20,6 +20,8 @@ Every chapter and exercise of the book imports this package instead of copying c
   Polyak--Ruppert averaging;
 - :mod:`dlopt.experiments` -- replay a rule on a gradient sequence, many seeded runs at once
   (``run_batch``), confidence intervals, a small CNN and its training loop (adaptive methods);
+- :mod:`dlopt.generalization` -- implicit regularization, deep linear networks, rank floors,
+  SGD stability on neighbouring data sets;
 - :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
 """
 
@@ -38,6 +40,7 @@ from . import landscape, nn
 from . import schedules, secondorder
 from . import stochastic
 from . import experiments
+from . import generalization
 from .secondorder import minimize
 from .trajectory import Trajectory, run
 
@@ -50,6 +53,7 @@ __all__ = [
     "device",
     "experiments",
     "functions",
+    "generalization",
     "information",
     "landscape",
     "linesearch",

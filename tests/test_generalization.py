@@ -1,0 +1,86 @@
+"""Tests for dlopt.generalization."""
+
+import numpy as np
+import pytest
+
+import dlopt
+from dlopt import functions, rules
+from dlopt import generalization as gen
+
+
+def test_gd_filter_matches_gd_from_zero():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 8)), rng.standard_normal(20)
+    f = functions.LeastSquares(X, y)
+    lr, k = 0.5 / f.L, 37
+    w = dlopt.run(rules.gd, f, np.zeros(8), steps=k, lr=lr).xs[-1]
+    lam, U = np.linalg.eigh(X.T @ X / 20)
+    coef = U.T @ (X.T @ y / 20) / lam
+    assert np.allclose(w, U @ (gen.gd_filter(lam, lr, k) * coef), atol=1e-10)
+    assert np.allclose(gen.ridge(X, y, 0.3), U @ (gen.ridge_filter(lam, 0.3) * coef))
+    with pytest.raises(ValueError):
+        gen.ridge(X, y, 0.0)
+
+
+def test_gd_from_zero_reaches_min_norm_interpolant():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((5, 12)), rng.standard_normal(5)
+    f = functions.LeastSquares(X, y)
+    w = dlopt.run(rules.gd, f, np.zeros(12), steps=4000, lr=1 / f.L).xs[-1]
+    assert np.allclose(w, np.linalg.pinv(X) @ y, atol=1e-8)
+
+
+def test_deep_linear_gradients_by_finite_differences():
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((3, 7)), rng.standard_normal((2, 7))
+    Ws = gen.deep_linear_init([3, 4, 5, 2], seed=1)
+    loss, grads = gen.deep_linear_loss_grads(Ws, X, Y)
+    assert np.isclose(loss, 0.5 * np.sum((gen.end_to_end(Ws) @ X - Y) ** 2) / 7)
+    h = 1e-6
+    for l, W in enumerate(Ws):
+        for idx in [(0, 0), (1, 2)]:
+            Wp = [V.copy() for V in Ws]
+            Wp[l][idx] += h
+            Wm = [V.copy() for V in Ws]
+            Wm[l][idx] -= h
+            fd = (gen.deep_linear_loss_grads(Wp, X, Y)[0] - gen.deep_linear_loss_grads(Wm, X, Y)[0]) / (2 * h)
+            assert np.isclose(fd, grads[l][idx], rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError):
+        gen.deep_linear_init([3])
+
+
+def test_rank_floor_is_reached_and_never_beaten():
+    X, Y = np.eye(10), gen.random_labels(10, 10, seed=3)
+    assert gen.rank_floor(X, Y) < 1e-25
+    Ws, losses = gen.train_deep_linear(X, Y, [3], lr=0.5, steps=3000, seed=0)
+    floor = gen.rank_floor(X, Y, 3)
+    assert floor > 0.1
+    assert floor - 1e-12 <= losses[-1] <= floor * (1 + 1e-4)
+    # any random rank-3 map does worse
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        M = rng.standard_normal((10, 3)) @ rng.standard_normal((3, 10))
+        assert 0.5 * np.sum((M @ X - Y) ** 2) / 10 >= floor
+    # linearly dependent inputs: the least-squares residual
+    Xd = rng.standard_normal((4, 12))
+    Yd = gen.random_labels(12, 2, seed=4)
+    lsq = np.linalg.lstsq(Xd.T, Yd.T, rcond=None)[0].T
+    assert np.isclose(gen.rank_floor(Xd, Yd), 0.5 * np.sum((lsq @ Xd - Yd) ** 2) / 12)
+
+
+def test_logistic_sgd_pair_divergence_bound():
+    rng = np.random.default_rng(5)
+    n, d, T = 40, 5, 400
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)  # G = 1, L = 1/4
+    y = np.sign(rng.standard_normal(n))
+    X2, y2 = X.copy(), y.copy()
+    X2[7], y2[7] = -X[3], 1.0
+    order = rng.integers(0, n, T)
+    lr = 1.0
+    _, _, dist = gen.logistic_sgd_pair(X, y, X2, y2, lr, order)
+    hits = np.concatenate([[0], np.cumsum(order == 7)])
+    assert np.all(dist <= 2 * lr * hits + 1e-12)
+    assert dist[-1] > 0
+    _, _, same = gen.logistic_sgd_pair(X, y, X, y, lr, order)
+    assert np.all(same == 0)
