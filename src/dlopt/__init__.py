@@ -22,6 +22,8 @@ Every chapter and exercise of the book imports this package instead of copying c
   (``run_batch``), confidence intervals, a small CNN and its training loop (adaptive methods);
 - :mod:`dlopt.generalization` -- implicit regularization, deep linear networks, rank floors,
   SGD stability on neighbouring data sets;
+- :mod:`dlopt.distributed` -- data-parallel, asynchronous, local and compressed SGD (numpy
+  simulators) and real runs on ``torch.distributed`` (gloo, 127.0.0.1);
 - :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
 """
 
@@ -40,6 +42,7 @@ from . import landscape, nn
 from . import schedules, secondorder
 from . import stochastic
 from . import experiments
+from . import distributed
 from . import generalization
 from .secondorder import minimize
 from .trajectory import Trajectory, run
@@ -51,6 +54,7 @@ __all__ = [
     "calculus",
     "data",
     "device",
+    "distributed",
     "experiments",
     "functions",
     "generalization",
