@@ -90,3 +90,17 @@ def test_gloo_allreduce_and_parameter_server(problem):
 
 def test_free_port_is_loopback():
     assert 0 < D.free_port() < 65536
+
+
+def test_launch_cleans_up_after_a_failing_rank(problem):
+    import multiprocessing
+    import time
+
+    X, y, w0 = problem
+    # rank 0 raises (unknown mode) while rank 1 blocks in recv: launch must raise and kill rank 1
+    t0 = time.monotonic()
+    with pytest.raises(Exception):
+        D.launch(D.parameter_server_worker, 2, timeout=30, X=X, y=y, w0=w0, lr=0.1, updates=2, batch=4,
+                 mode="bogus")
+    assert time.monotonic() - t0 < 25
+    assert not [p for p in multiprocessing.active_children() if p.is_alive() and "ForkServer" not in p.name]
