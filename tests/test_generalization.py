@@ -84,3 +84,14 @@ def test_logistic_sgd_pair_divergence_bound():
     assert dist[-1] > 0
     _, _, same = gen.logistic_sgd_pair(X, y, X, y, lr, order)
     assert np.all(same == 0)
+
+
+def test_bias_variance_sums_to_the_mean_squared_error():
+    rng = np.random.default_rng(6)
+    P, f = rng.standard_normal((50, 7)) + 1.0, rng.standard_normal(7)
+    b2, v = gen.bias_variance(P, f)
+    assert np.isclose(b2 + v, np.mean((P - f) ** 2))
+    assert np.isclose(gen.bias_variance(np.tile(f + 2.0, (5, 1)), f)[0], 4.0)
+    assert np.allclose(gen.bias_variance(np.tile(f, (5, 1)), f), 0.0, atol=1e-25)
+    with pytest.raises(ValueError):
+        gen.bias_variance(P, f[:3])

@@ -7,7 +7,8 @@ r"""Optimization and generalization: implicit regularization, interpolation, alg
   trained by full-batch gradient descent with hand-written (matrix) backpropagation, and the exact
   lowest training loss a rank-``r`` network can reach;
 - :func:`logistic_sgd_pair` -- SGD on two data sets that differ in one sample, with the same sample
-  order, and the distance between the two parameter vectors after every step (algorithmic stability).
+  order, and the distance between the two parameter vectors after every step (algorithmic stability);
+- :func:`bias_variance` -- squared bias and variance of predictions over resampled training sets.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 __all__ = ["gd_filter", "ridge_filter", "ridge", "random_labels", "deep_linear_init",
            "deep_linear_loss_grads", "train_deep_linear", "end_to_end", "rank_floor",
-           "logistic_sgd_pair"]
+           "logistic_sgd_pair", "bias_variance"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,3 +175,24 @@ def logistic_sgd_pair(X, y, X2, y2, lr: float, order, w0=None):
         w2 = w2 - eta * _logistic_sample_grad(w2, X2[i], y2[i])
         dist.append(float(np.linalg.norm(w - w2)))
     return w, w2, np.array(dist)
+
+
+# --------------------------------------------------------------------------------------------
+# bias-variance decomposition
+# --------------------------------------------------------------------------------------------
+
+def bias_variance(predictions, target) -> tuple[float, float]:
+    r"""Squared bias and variance of an ensemble of predictions, averaged over the test points.
+
+    ``predictions`` is ``(R, m)``: row ``r`` holds the predictions at ``m`` test points of the model
+    trained on the ``r``-th training set; ``target`` is the noiseless regression function
+    :math:`f` at those points, shape ``(m,)``. With :math:`\bar p=\frac1R\sum_rp_r`, returns
+    :math:`\big(\operatorname{mean}(\bar p-f)^2,\ \operatorname{mean}\frac1R\sum_r(p_r-\bar p)^2\big)`,
+    whose sum equals the mean squared distance :math:`\frac1{Rm}\sum_r\lVert p_r-f\rVert^2` exactly.
+    """
+    P = np.atleast_2d(np.asarray(predictions, dtype=float))
+    f = np.asarray(target, dtype=float)
+    if P.shape[1:] != f.shape:
+        raise ValueError(f"predictions must be (R, {f.shape}), got {P.shape}")
+    mean = P.mean(axis=0)
+    return float(np.mean((mean - f) ** 2)), float(np.mean(P.var(axis=0)))
