@@ -77,3 +77,15 @@ def test_pages_were_executed(build_log):
             continue
         page = (html / f"{f}.html").read_text()
         assert 'class="cell_output' in page, f"{f}: no executed cell output in the HTML"
+
+
+def test_no_error_output_in_the_html(build_log):
+    """A figure that fails to render inside a glue or display call leaves a traceback in the page
+    (text on stderr or an error MIME bundle) without failing the build; catch it here."""
+    html = ROOT / "_build" / "html"
+    bad = []
+    for f in toc_files():
+        page = (html / f"{f}.html").read_text()
+        if re.search(r"Traceback \(most recent call last\)|class=\"output traceback|ParseFatalException", page):
+            bad.append(f)
+    assert not bad, f"pages whose HTML shows an error: {bad}"

@@ -21,7 +21,7 @@ CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILIN
 # pages use torch.optim-style classes by import, and the grader is not chapter material)
 GUARDED = ("rules", "linesearch", "functions", "schedules", "secondorder", "trajectory", "calculus",
            "information", "nn", "landscape", "stochastic", "experiments", "quadratic_analysis",
-           "widgets", "data", "distributed")
+           "widgets", "data", "distributed", "generalization")
 
 
 def provided_names() -> set[str]:
