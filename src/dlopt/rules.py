@@ -113,9 +113,7 @@ def sgd(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0, weight_deca
     """
     _check(lr=lr, momentum=momentum, weight_decay=weight_decay,
            nesterov=(nesterov, momentum, dampening))
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = _plus(g, param, weight_decay)                # g + λ x
+    g = _decayed_grad(param, grad, lr=lr, weight_decay=weight_decay, maximize=maximize)  # g + λ x
     if momentum != 0:
         buf = state.get("momentum_buffer")
         if buf is None:
@@ -186,9 +184,7 @@ def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
     _check(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
            initial_accumulator_value=initial_accumulator_value, eps=eps)
     t = _tick(state, param)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = _plus(g, param, weight_decay)
+    g = _decayed_grad(param, grad, lr=lr, weight_decay=weight_decay, maximize=maximize)
     clr = lr / (1 + (t - 1) * lr_decay)
     G = _buffer(state, "sum", param, initial_accumulator_value)
     _addcmul_(G, g, g, 1)                 # G ← G + g²
@@ -212,9 +208,7 @@ def rmsprop(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0
     """
     _check(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
     _tick(state, param)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = _plus(g, param, weight_decay)
+    g = _decayed_grad(param, grad, lr=lr, weight_decay=weight_decay, maximize=maximize)
     v = _buffer(state, "square_avg", param)
     _ema_sq_(v, g, alpha)                            # v ← α v + (1-α) g²
     if centered:
@@ -246,9 +240,7 @@ def adadelta(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
     """
     _check(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
     _tick(state, param)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = _plus(g, param, weight_decay)
+    g = _decayed_grad(param, grad, lr=lr, weight_decay=weight_decay, maximize=maximize)
     v = _buffer(state, "square_avg", param)
     u = _buffer(state, "acc_delta", param)
     _ema_sq_(v, g, rho)                  # v ← ρ v + (1-ρ) g²
@@ -278,12 +270,8 @@ def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_de
     _check(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
     beta1, beta2 = betas
     t = _tick(state, param)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay               # x ← (1 - ηλ) x
-        else:
-            g = _plus(g, param, weight_decay)            # g ← g + λ x
+    g = _decayed_grad(param, grad, lr=lr, weight_decay=weight_decay, maximize=maximize,
+                      decoupled=decoupled_weight_decay)  # g + λx, or x ← (1 - ηλ) x
     m = _buffer(state, "exp_avg", param)
     v = _buffer(state, "exp_avg_sq", param)
     _ema_(m, g, beta1)                                   # m ← β1 m + (1-β1) g
@@ -326,12 +314,8 @@ def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     _check(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay, momentum_decay=momentum_decay)
     beta1, beta2 = betas
     t = _tick(state, param)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            g = _plus(g, param, weight_decay)
+    g = _decayed_grad(param, grad, lr=lr, weight_decay=weight_decay, maximize=maximize,
+                      decoupled=decoupled_weight_decay)
     mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
     mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
     prod = _scalar_state(state, "mu_product", param, 1.0)
@@ -366,12 +350,8 @@ def radam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     _check(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
     beta1, beta2 = betas
     t = _tick(state, param)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            g = _plus(g, param, weight_decay)
+    g = _decayed_grad(param, grad, lr=lr, weight_decay=weight_decay, maximize=maximize,
+                      decoupled=decoupled_weight_decay)
     m = _buffer(state, "exp_avg", param)
     v = _buffer(state, "exp_avg_sq", param)
     _ema_(m, g, beta1)
@@ -407,7 +387,7 @@ def namsgrad(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weigh
     _check(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
     beta1, beta2 = betas
     _tick(state, param)
-    g = _plus(grad, param, weight_decay) if weight_decay != 0 else grad
+    g = _decayed_grad(param, grad, lr=lr, weight_decay=weight_decay)  # g + λ x
     m = _buffer(state, "exp_avg", param)
     v = _buffer(state, "exp_avg_sq", param)
     v_hat = _buffer(state, "max_exp_avg_sq", param)
@@ -533,6 +513,19 @@ def _copy(x):
 def _plus(x, y, alpha):
     """A new array ``x + alpha * y``."""
     return x.add(y, alpha=alpha) if not _is_numpy(x) and _number(alpha) else x + alpha * y
+
+
+def _decayed_grad(param, grad, *, lr, weight_decay, maximize=False, decoupled=False):
+    """The gradient a rule steps along: ``-grad`` when maximizing, plus the L2 term ``λ x``; or, with
+    ``decoupled=True`` (AdamW), the gradient unchanged and the weights shrunk in place,
+    ``x ← (1 - ηλ) x``. ``grad`` itself is never modified."""
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled:
+            param *= 1 - lr * weight_decay
+        else:
+            g = _plus(g, param, weight_decay)
+    return g
 
 
 def _axpy_(y, x, alpha):
