@@ -6,17 +6,9 @@ import numpy as np
 import pytest
 
 import dlopt
-from dlopt import data, experiments, functions, rules
+from dlopt import calculus, data, experiments, functions, rules
 
 rng = np.random.default_rng(0)
-
-
-def fd_grad(f, x, h=1e-6):
-    return np.array([(f.value(x + h * e) - f.value(x - h * e)) / (2 * h) for e in np.eye(x.size)])
-
-
-def fd_hess(f, x, h=1e-6):
-    return np.array([(f.grad(x + h * e) - f.grad(x - h * e)) / (2 * h) for e in np.eye(x.size)])
 
 
 @pytest.fixture
@@ -30,10 +22,10 @@ def robust():
 def test_robust_regression_derivatives(robust):
     for _ in range(5):
         w = rng.uniform(-2, 2, robust.dim)
-        np.testing.assert_allclose(robust.grad(w), fd_grad(robust, w), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(robust.grad(w), calculus.gradient(robust, w, h=1e-6), rtol=1e-6, atol=1e-8)
         H = robust.hess(w)
         np.testing.assert_allclose(H, H.T, atol=1e-12)
-        np.testing.assert_allclose(H, fd_hess(robust, w), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(H, calculus.hessian(robust, w, h=1e-6, grad=robust.grad), rtol=1e-5, atol=1e-7)
     W = rng.uniform(-1, 1, (3, 5, robust.dim))
     assert robust.value(W).shape == (3, 5) and robust.grad(W).shape == (3, 5, robust.dim)
     np.testing.assert_allclose(robust.grad(W)[1, 2], robust.grad(W[1, 2]), rtol=1e-12)

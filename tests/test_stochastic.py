@@ -6,17 +6,7 @@ import numpy as np
 import pytest
 
 import dlopt
-from dlopt import functions, rules, stochastic
-
-
-def fd_grad(f, x, h=1e-6):
-    E = np.eye(f.dim)
-    return np.array([(f.value(x + h * e) - f.value(x - h * e)) / (2 * h) for e in E])
-
-
-def fd_hess(f, x, h=1e-5):
-    E = np.eye(f.dim)
-    return np.array([(f.grad(x + h * e) - f.grad(x - h * e)) / (2 * h) for e in E])
+from dlopt import calculus, functions, rules, stochastic
 
 
 @pytest.mark.parametrize("f", [functions.TwoBasin(), functions.QuarticBowl(), functions.QuarticBowl([2.0, 0.5, 0.1], a=0.3)])
@@ -24,8 +14,8 @@ def test_derivatives_match_finite_differences(f):
     rng = np.random.default_rng(0)
     for _ in range(20):
         x = rng.uniform(-2, 2, f.dim)
-        assert np.allclose(f.grad(x), fd_grad(f, x), atol=1e-6)
-        assert np.allclose(f.hess(x), fd_hess(f, x), atol=1e-5)
+        assert np.allclose(f.grad(x), calculus.gradient(f, x, h=1e-6), atol=1e-6)
+        assert np.allclose(f.hess(x), calculus.hessian(f, x, h=1e-5, grad=f.grad), atol=1e-5)
     X = rng.uniform(-2, 2, (7, f.dim))
     assert f.value(X).shape == (7,) and f.grad(X).shape == (7, f.dim) and f.hess(X).shape == (7, f.dim, f.dim)
 
