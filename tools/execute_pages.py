@@ -30,8 +30,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def toc_pages() -> list[Path]:
-    """The source files of every page in ``_toc.yml`` that is a notebook (has a kernelspec)."""
+def toc_files() -> list[str]:
+    """Every page of ``_toc.yml`` in reading order, as paths relative to the book root without
+    the suffix (the way the table of contents names them)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     names = [toc["root"]]
 
@@ -45,6 +46,12 @@ def toc_pages() -> list[Path]:
     for part in toc.get("parts", []):
         walk(part.get("chapters"))
     walk(toc.get("chapters"))
+    return names
+
+
+def toc_pages() -> list[Path]:
+    """The source files of every page in ``_toc.yml`` that is a notebook (has a kernelspec)."""
+    names = toc_files()
     pages = []
     for name in names:
         path = ROOT / f"{name}.md"
