@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from .stochastic import mean_halfwidth
+
 __all__ = ["replay", "run_batch", "mean_ci", "digits_cnn", "train_classifier"]
 
 
@@ -125,17 +127,9 @@ def run_batch(rule: Callable, grad: Callable, x0, steps: int, *, lr, project=Non
 
 
 def mean_ci(values, axis: int = 0, z: float = 1.96):
-    """Mean and normal-approximation confidence half-width ``z·std/√S`` along ``axis``.
-
-    Non-finite entries (diverged runs) are kept: a NaN or inf in any run makes that mean non-finite,
-    so a diverging configuration cannot hide behind an average.
-    """
-    v = np.asarray(values, dtype=float)
-    S = v.shape[axis]
-    if S < 2:
-        raise ValueError("need at least two runs for a confidence interval")
-    with np.errstate(invalid="ignore", over="ignore"):
-        return v.mean(axis=axis), z * v.std(axis=axis, ddof=1) / np.sqrt(S)
+    """Mean and normal-approximation confidence half-width ``z·std/√S`` over the ``S`` runs along
+    ``axis``: :func:`dlopt.stochastic.mean_halfwidth` (non-finite runs make the mean non-finite)."""
+    return mean_halfwidth(values, axis, z)
 
 
 def digits_cnn(channels: tuple[int, int] = (16, 32), classes: int = 10):

@@ -40,6 +40,7 @@ __all__ = [
     "arrhenius_fit",
     "polyak_average",
     "mean_ci",
+    "mean_halfwidth",
     "escape_time_mean",
     "two_state_occupancy",
 ]
@@ -364,16 +365,25 @@ def polyak_average(xs, start: int = 0) -> np.ndarray:
     return np.cumsum(tail, axis=0) / counts
 
 
-def mean_ci(samples, axis: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and a normal-approximation confidence interval ``(mean, low, high)`` along ``axis``."""
-    from scipy.stats import norm
+def mean_halfwidth(samples, axis: int = 0, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and normal-approximation confidence half-width ``z·std/√n`` along ``axis``.
 
+    Non-finite samples (diverged runs) are kept: one NaN or inf makes that mean non-finite, so a
+    diverging configuration cannot hide behind an average.
+    """
     a = np.asarray(samples, dtype=float)
     n = a.shape[axis]
     if n < 2:
         raise ValueError("need at least two samples for a confidence interval")
-    mean = a.mean(axis=axis)
-    half = norm.ppf(0.5 + level / 2) * a.std(axis=axis, ddof=1) / np.sqrt(n)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return a.mean(axis=axis), z * a.std(axis=axis, ddof=1) / np.sqrt(n)
+
+
+def mean_ci(samples, axis: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and a normal-approximation confidence interval ``(mean, low, high)`` along ``axis``."""
+    from scipy.stats import norm
+
+    mean, half = mean_halfwidth(samples, axis, z=norm.ppf(0.5 + level / 2))
     return mean, mean - half, mean + half
 
 
