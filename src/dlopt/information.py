@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .nn import softmax  # scores to probabilities; one definition, shared with dlopt.nn
+
 __all__ = ["entropy", "cross_entropy", "kl_divergence", "softmax", "log_softmax"]
 
 
@@ -71,8 +73,3 @@ def log_softmax(z):
     z = np.asarray(z, dtype=float)
     z = z - z.max(-1, keepdims=True)
     return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-
-def softmax(z):
-    r"""The softmax :math:`e^{z_i}/\sum_j e^{z_j}` along the last axis: scores to probabilities."""
-    return np.exp(log_softmax(z))
