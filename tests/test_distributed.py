@@ -88,10 +88,6 @@ def test_gloo_allreduce_and_parameter_server(problem):
     assert sum(r["gradients"] for r in res[1:]) == 10
 
 
-def test_free_port_is_loopback():
-    assert 0 < D.free_port() < 65536
-
-
 def test_launch_cleans_up_after_a_failing_rank(problem):
     import multiprocessing
     import time

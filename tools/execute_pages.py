@@ -60,17 +60,54 @@ def toc_pages() -> list[Path]:
     return pages
 
 
-def _execute(path: str, timeout: int):
-    """Worker: execute one page; return (path, notebook or None, seconds, error text)."""
+def _ipc_kernel_manager():
+    """A jupyter_client KernelManager whose kernel talks over Unix-domain sockets.
+
+    With the default TCP transport, jupyter_client picks five ports it found free and the kernel
+    binds them a moment later; with pages executing side by side (and pages that open loopback
+    connections of their own) another process can take one of those ports first, and the kernel
+    dies at start-up with "Address already in use". ZeroMQ's ``ipc`` transport uses socket files
+    instead, here under a name unique to each kernel; the manager deletes them at shutdown.
+    """
+    import tempfile
+    import uuid
+
+    from jupyter_client import KernelManager
+    from traitlets import CaselessStrEnum, default
+
+    class IPCKernelManager(KernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _ip_default(self):
+            return os.path.join(tempfile.gettempdir(), f"dlopt-kernel-{uuid.uuid4().hex[:16]}")
+
+    return IPCKernelManager
+
+
+def _execute(path: str, timeout: int, attempts: int = 3):
+    """Worker: execute one page; return (path, notebook or None, seconds, error text).
+
+    A kernel that fails to start or dies is retried (up to ``attempts`` times in all); an error
+    raised by a cell is not: it is the page's error, reported as such.
+    """
     from jupyter_cache.executors.utils import single_nb_execution
     from myst_nb.core.read import myst_nb_reader_plugin
 
-    nb = myst_nb_reader_plugin(path)
-    result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
-                                 allow_errors=False, meta_override=True)
-    if result.err is not None:
-        return path, None, result.time, result.exc_string or repr(result.err)
-    return path, nb, result.time, None
+    error = ""
+    for _ in range(attempts):
+        nb = myst_nb_reader_plugin(path)
+        try:
+            result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
+                                         allow_errors=False, meta_override=True,
+                                         kernel_manager_class=_ipc_kernel_manager())
+        except Exception as exc:  # the kernel did not start or died: not a cell's error
+            error = f"{type(exc).__name__}: {exc}"
+            continue
+        if result.err is not None:
+            return path, None, result.time, result.exc_string or repr(result.err)
+        return path, nb, result.time, None
+    return path, None, 0.0, f"the kernel failed {attempts} times; last error: {error}"
 
 
 def main(argv: list[str] | None = None) -> int:

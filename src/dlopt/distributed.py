@@ -4,14 +4,13 @@ The numpy part simulates K workers on least squares
 :math:`f(w)=\frac1{2m}\lVert Xw-y\rVert^2` (synchronous data-parallel SGD, asynchronous SGD with
 delayed gradients, local SGD with periodic averaging, compressed gradients); the analysis part
 gives the stability threshold of the delayed recursion. The ``torch.distributed`` part starts K
-processes with the gloo backend on the loopback address ``127.0.0.1`` only, through
+processes with the gloo backend on the loopback interface only (they meet through a file store), through
 :func:`launch`, which always terminates its processes (bounded time-outs, clean shutdown).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import time
 from datetime import timedelta
@@ -24,7 +23,6 @@ __all__ = [
     "critical_delay_step",
     "delayed_gd",
     "delayed_spectral_radius",
-    "free_port",
     "global_batches",
     "launch",
     "local_sgd",
@@ -168,32 +166,26 @@ def qsgd(v, levels: int, rng: np.random.Generator) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------- torch.distributed runs
-HOST = "127.0.0.1"  # loopback only, always
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _init(rank: int, world: int, port: int, timeout: float):
+def _init(rank: int, world: int, store: str, timeout: float):
+    """Join the gloo group. The ranks meet through a file store in a fresh temporary directory
+    rather than a TCP store on a pre-chosen port: a port picked as free can be taken by another
+    process (a Jupyter kernel starting next door, say) before rank 0 binds it. Gloo's own
+    connections then bind port 0 on loopback, which the operating system assigns atomically."""
     import torch.distributed as dist
 
-    os.environ["MASTER_ADDR"] = HOST
-    os.environ["MASTER_PORT"] = str(port)
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
-    dist.init_process_group("gloo", init_method=f"tcp://{HOST}:{port}", rank=rank, world_size=world,
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=timeout))
     return dist
 
 
-def _entry(rank, worker, world, port, outdir, timeout, kwargs):
+def _entry(rank, worker, world, store, outdir, timeout, kwargs):
     import torch
 
     torch.set_num_threads(1)
-    dist = _init(rank, world, port, timeout)
+    dist = _init(rank, world, store, timeout)
     try:
         result = worker(rank, world, dist, **kwargs)
         torch.save(result, os.path.join(outdir, f"rank{rank}.pt"))
@@ -203,7 +195,7 @@ def _entry(rank, worker, world, port, outdir, timeout, kwargs):
 
 def launch(worker: Callable, world_size: int, timeout: float = 60.0, **kwargs) -> list:
     """Run ``worker(rank, world_size, dist, **kwargs)`` in ``world_size`` processes joined by a
-    gloo process group on 127.0.0.1 (a free port chosen now); return the per-rank results.
+    gloo process group on 127.0.0.1 (rendezvous through a file store); return the per-rank results.
 
     ``worker`` must be a module-level function (spawned processes import it by name). Every
     process is terminated when this function returns, also on error or after ``timeout`` seconds.
@@ -214,9 +206,9 @@ def launch(worker: Callable, world_size: int, timeout: float = 60.0, **kwargs) -
     # forkserver: one server process imports torch once, every worker is forked from it
     # (a fresh interpreter per worker, as with spawn, costs ~1.6 s of torch import each)
     mp.get_context("forkserver").set_forkserver_preload(["torch", "torch.distributed", __name__])
-    port = free_port()
     with tempfile.TemporaryDirectory() as outdir:
-        ctx = mp.start_processes(_entry, args=(worker, world_size, port, outdir, timeout, kwargs),
+        store = os.path.join(outdir, "rendezvous")
+        ctx = mp.start_processes(_entry, args=(worker, world_size, store, outdir, timeout, kwargs),
                                  nprocs=world_size, join=False, start_method="forkserver")
         deadline = time.monotonic() + timeout
         try:
