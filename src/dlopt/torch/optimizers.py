@@ -135,7 +135,7 @@ class _RuleOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            params, grads, states = [], [], []
+            params, grads, states, new = [], [], [], []
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -145,7 +145,9 @@ class _RuleOptimizer(Optimizer):
                     raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
                 params.append(p)
                 grads.append(p.grad)
-                states.append(self.state[p] if p in self.state else {})
+                state = self.state.get(p)  # one hash lookup; .get does not insert
+                new.append(state is None)
+                states.append({} if state is None else state)
             if params:
                 hp = {key: group[key] for key in self.hyperparameters}
                 if isinstance(hp["lr"], torch.Tensor):
@@ -159,8 +161,8 @@ class _RuleOptimizer(Optimizer):
                     step(type(self).rule, params, grads, states, hp)
                 else:
                     _apply(type(self).rule, params, grads, states, hp)
-                for p, state in zip(params, states):
-                    if state and p not in self.state:  # a stateless rule leaves no entry
+                for p, state, is_new in zip(params, states, new):
+                    if is_new and state:  # a stateless rule leaves no entry
                         self.state[p] = state
         return loss
 
