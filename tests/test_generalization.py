@@ -95,3 +95,28 @@ def test_bias_variance_sums_to_the_mean_squared_error():
     assert np.allclose(gen.bias_variance(np.tile(f, (5, 1)), f), 0.0, atol=1e-25)
     with pytest.raises(ValueError):
         gen.bias_variance(P, f[:3])
+
+
+def test_relu_features_shape_sign_and_scale():
+    rng = np.random.default_rng(0)
+    X, W = rng.standard_normal((7, 4)), rng.standard_normal((300, 4))
+    Phi = gen.relu_features(X, W)
+    assert Phi.shape == (7, 300) and (Phi >= 0).all()
+    # E max(0, z)^2 = 1/2 for z ~ N(0, |x|^2/d): the squared feature norm is about |x|^2/(2d)
+    np.testing.assert_allclose((Phi**2).sum(1), (X**2).sum(1) / 8, rtol=0.3)
+    with pytest.raises(ValueError, match="columns"):
+        gen.relu_features(X, W[:, :3])
+
+
+def test_min_norm_interpolates_with_the_smallest_norm():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((5, 12)), rng.standard_normal(5)
+    w = gen.min_norm(X, y)
+    np.testing.assert_allclose(X @ w, y, atol=1e-12)           # over-parameterized: interpolates
+    null = np.linalg.svd(X)[2][5:]                             # any other interpolant is w + N z
+    other = w + null.T @ rng.standard_normal(7)
+    np.testing.assert_allclose(X @ other, y, atol=1e-12)
+    assert np.linalg.norm(w) < np.linalg.norm(other)
+    # under-parameterized: the ordinary least-squares solution
+    X2, y2 = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    np.testing.assert_allclose(gen.min_norm(X2, y2), np.linalg.solve(X2.T @ X2, X2.T @ y2), atol=1e-12)

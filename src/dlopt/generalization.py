@@ -8,7 +8,9 @@ r"""Optimization and generalization: implicit regularization, interpolation, alg
   lowest training loss a rank-``r`` network can reach;
 - :func:`logistic_sgd_pair` -- SGD on two data sets that differ in one sample, with the same sample
   order, and the distance between the two parameter vectors after every step (algorithmic stability);
-- :func:`bias_variance` -- squared bias and variance of predictions over resampled training sets.
+- :func:`bias_variance` -- squared bias and variance of predictions over resampled training sets;
+- :func:`relu_features`, :func:`min_norm` -- random ReLU features and the minimum-norm least-squares
+  fit (the limit of gradient descent from zero), for the double-descent experiment.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 __all__ = ["gd_filter", "ridge_filter", "ridge", "random_labels", "deep_linear_init",
            "deep_linear_loss_grads", "train_deep_linear", "end_to_end", "rank_floor",
-           "logistic_sgd_pair", "bias_variance"]
+           "logistic_sgd_pair", "bias_variance", "relu_features", "min_norm"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,3 +198,32 @@ def bias_variance(predictions, target) -> tuple[float, float]:
         raise ValueError(f"predictions must be (R, {f.shape}), got {P.shape}")
     mean = P.mean(axis=0)
     return float(np.mean((mean - f) ** 2)), float(np.mean(P.var(axis=0)))
+
+
+# --------------------------------------------------------------------------------------------
+# random features and the minimum-norm fit (double descent)
+# --------------------------------------------------------------------------------------------
+
+def relu_features(X, W) -> np.ndarray:
+    r"""Random ReLU features :math:`\phi(x)=\max(0, Wx/\sqrt d)/\sqrt p` of the rows of ``X``.
+
+    ``X`` is ``(m, d)``, ``W`` is ``(p, d)`` (in the book: standard normal, drawn once per model and
+    used for training and test inputs alike); returns the ``(m, p)`` feature matrix. The scaling
+    keeps :math:`\lVert\phi(x)\rVert` of order one whatever ``d`` and ``p``.
+    """
+    X, W = np.atleast_2d(np.asarray(X, dtype=float)), np.atleast_2d(np.asarray(W, dtype=float))
+    if X.shape[1] != W.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} columns but W has {W.shape[1]}")
+    p, d = W.shape
+    return np.maximum(0.0, X @ W.T / np.sqrt(d)) / np.sqrt(p)
+
+
+def min_norm(X, y) -> np.ndarray:
+    r"""The minimum-norm least-squares solution :math:`X^+y`.
+
+    Among all minimisers of :math:`\lVert Xw-y\rVert^2` it has the smallest :math:`\lVert w\rVert`;
+    when ``X`` has more columns than rows and full row rank it interpolates (:math:`Xw=y`). Gradient
+    descent from :math:`w_0=0` with a stable step converges to it (see :func:`gd_filter`).
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    return np.linalg.lstsq(X, y, rcond=None)[0]
