@@ -60,7 +60,7 @@ def toc_pages() -> list[Path]:
     return pages
 
 
-def _ipc_kernel_manager():
+def ipc_kernel_manager():
     """A jupyter_client KernelManager whose kernel talks over Unix-domain sockets.
 
     With the default TCP transport, jupyter_client picks five ports it found free and the kernel
@@ -100,7 +100,7 @@ def _execute(path: str, timeout: int, attempts: int = 3):
         try:
             result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
                                          allow_errors=False, meta_override=True,
-                                         kernel_manager_class=_ipc_kernel_manager())
+                                         kernel_manager_class=ipc_kernel_manager())
         except Exception as exc:  # the kernel did not start or died: not a cell's error
             error = f"{type(exc).__name__}: {exc}"
             continue
