@@ -11,10 +11,11 @@ parameters, and 100 tensors of 100k), on ``dlopt.device()``:
   (read parameter, gradient and state, write parameter and state) × parameters / the bandwidth of
   a large in-place ``add_`` measured in the same run.
 
-Times are medians over ``--repeats`` steps after warm-up; every ratio compares numbers measured in
-this run. Compilation is slow on a small CPU, so by default ``compile=True`` is measured for every
-optimizer in the 1×10M layout and for Adam in the 100×100k layout (``--compile-all`` for all,
-``--no-compile`` for none). ``--quick`` uses 1M parameters and fewer repeats.
+Times are medians over ``--repeats`` steps after warm-up, the optimizers of a row timed in turn
+(one step of each per round, so that drift of a shared machine cancels in the ratios); every ratio
+compares numbers measured in this run. Compilation is slow on a small CPU, so by default
+``compile=True`` is measured for every optimizer in the 1×10M layout and for Adam in the 100×100k
+layout (``--compile-all`` for all, ``--no-compile`` for none). ``--quick`` uses 1M parameters and fewer repeats.
 
 Run: ``python bench/bench_step_time.py`` (or ``make bench``).
 """
@@ -87,12 +88,35 @@ def make_params(layout, numel, dev):
     return params
 
 
-def time_optimizer(make, layout, numel, dev, repeats, warmup):
-    params = make_params(layout, numel, dev)
-    t0 = time.perf_counter()
-    opt = make(params)
-    ms = median_ms(opt.step, dev, repeats, warmup)
-    return ms, time.perf_counter() - t0
+def time_interleaved(makers, layout, numel, dev, repeats, warmup):
+    """Median step time (ms) of each optimizer in ``makers`` (name -> constructor of params), and
+    the seconds its construction and warm-up took (compilation included).
+
+    Every optimizer gets its own parameters; after the warm-up their steps are timed in turn, one
+    step of each per round, so that a slow drift of the machine (other load, frequency changes)
+    affects all of them alike instead of whichever happened to be measured last.
+    """
+    opts, setup = {}, {}
+    for name, make in makers.items():
+        params = make_params(layout, numel, dev)
+        t0 = time.perf_counter()
+        try:
+            opts[name] = make(params)
+            for _ in range(warmup):
+                opts[name].step()
+            sync(dev)
+        except RuntimeError:  # e.g. a fused kernel torch does not have on this device
+            opts.pop(name, None)
+            continue
+        setup[name] = time.perf_counter() - t0
+    times = {name: [] for name in opts}
+    for _ in range(repeats):
+        for name, opt in opts.items():
+            t0 = time.perf_counter()
+            opt.step()
+            sync(dev)
+            times[name].append(time.perf_counter() - t0)
+    return {name: (1e3 * statistics.median(t), setup[name]) for name, t in times.items()}
 
 
 def main(argv=None):
@@ -106,7 +130,7 @@ def main(argv=None):
     args, _ = parser.parse_known_args(argv)  # bench/run.py passes its own filter words
 
     numel = args.numel or (1_000_000 if args.quick else 10_000_000)
-    repeats = args.repeats or (5 if args.quick else 15)
+    repeats = args.repeats or (5 if args.quick else 21)
     warmup = 3
     dev = dlopt.device(verbose=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {numel:,} parameters, "
@@ -127,23 +151,22 @@ def main(argv=None):
         for layout in ("1x", "100x"):
             label = f"1x{numel // 1_000_000}M" if layout == "1x" else f"100x{numel // 100_000}k"
             floor = 1e3 * bytes_per_param * numel / bw
-            eager, _ = time_optimizer(lambda ps: torch_class(dt, name)(ps, **kwargs),
-                                      layout, numel, dev, repeats, warmup)
-            default, _ = time_optimizer(lambda ps: torch_class(torch.optim, name)(ps, **kwargs),
-                                        layout, numel, dev, repeats, warmup)
             fast_kw = dict(fused=True) if has_fused else dict(foreach=True)
-            try:
-                fast, _ = time_optimizer(lambda ps: torch_class(torch.optim, name)(ps, **kwargs, **fast_kw),
-                                         layout, numel, dev, repeats, warmup)
-            except RuntimeError:  # e.g. Adagrad's fused kernel exists for CPU only
-                has_fused, fast_kw = False, dict(foreach=True)
-                fast, _ = time_optimizer(lambda ps: torch_class(torch.optim, name)(ps, **kwargs, **fast_kw),
-                                         layout, numel, dev, repeats, warmup)
             do_compile = not args.no_compile and (args.compile_all or layout == "1x" or name == "Adam")
+            makers = {
+                "eager": lambda ps: torch_class(dt, name)(ps, **kwargs),
+                "default": lambda ps: torch_class(torch.optim, name)(ps, **kwargs),
+                "fast": lambda ps: torch_class(torch.optim, name)(ps, **kwargs, **fast_kw),
+            }
             if do_compile:
-                compiled, compile_s = time_optimizer(
-                    lambda ps: torch_class(dt, name)(ps, **kwargs, compile=True),
-                    layout, numel, dev, repeats, warmup)
+                makers["compiled"] = lambda ps: torch_class(dt, name)(ps, **kwargs, compile=True)
+            res = time_interleaved(makers, layout, numel, dev, repeats, warmup)
+            if "fast" not in res:  # e.g. Adagrad's fused kernel exists for CPU only
+                has_fused, fast_kw = False, dict(foreach=True)
+                res.update(time_interleaved({"fast": makers["fast"]}, layout, numel, dev, repeats, warmup))
+            (eager, _), (default, _), (fast, _) = res["eager"], res["default"], res["fast"]
+            if do_compile:
+                compiled, compile_s = res["compiled"]
                 comp = f"{compiled:8.2f} {fast:8.2f} {compiled / fast:6.2f}"
             else:
                 compiled, compile_s = None, None
