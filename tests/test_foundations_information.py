@@ -44,3 +44,62 @@ def test_softmax_is_stable_and_normalised():
     assert np.isclose(p.sum(), 1.0) and np.all(np.isfinite(p))
     np.testing.assert_allclose(I.log_softmax(z), np.log(p))
     np.testing.assert_allclose(I.softmax(z - 1000), p)
+
+
+def test_smooth_labels():
+    T = I.smooth_labels(np.array([0, 2, 1]), 4, 0.2)
+    assert T.shape == (3, 4)
+    np.testing.assert_allclose(T.sum(-1), 1.0)
+    np.testing.assert_allclose(T[1], [0.05, 0.05, 0.85, 0.05])
+    np.testing.assert_array_equal(I.smooth_labels([1], 3, 0.0), [[0.0, 1.0, 0.0]])
+    np.testing.assert_allclose(I.smooth_labels([1], 3, 1.0), [[1 / 3] * 3])
+    with pytest.raises(ValueError):
+        I.smooth_labels([0.5], 3, 0.1)
+    with pytest.raises(ValueError):
+        I.smooth_labels([3], 3, 0.1)
+    with pytest.raises(ValueError):
+        I.smooth_labels([0], 3, 1.5)
+
+
+def test_cross_entropy_with_logits_matches_definitions():
+    from dlopt import nn
+
+    Z = rng.standard_normal((20, 5)) * 3
+    y = rng.integers(0, 5, 20)
+    # one-hot targets: the classification loss of dlopt.nn and its gradient
+    onehot = I.smooth_labels(y, 5, 0.0)
+    assert I.cross_entropy_with_logits(Z, onehot) == pytest.approx(nn.cross_entropy(Z, y), rel=1e-12)
+    np.testing.assert_allclose(I.cross_entropy_with_logits_grad(Z, onehot), nn.cross_entropy_grad(Z, y))
+    # soft targets: the mean of H(t_i, softmax(z_i)), and the label-smoothing decomposition
+    a = 0.3
+    T = I.smooth_labels(y, 5, a)
+    P = I.softmax(Z)
+    assert I.cross_entropy_with_logits(Z, T) == pytest.approx(np.mean(I.cross_entropy(T, P)), rel=1e-12)
+    u = np.full(5, 0.2)
+    decomposed = (1 - a) * nn.cross_entropy(Z, y) + a * np.mean(I.kl_divergence(u, P)) + a * np.log(5)
+    assert I.cross_entropy_with_logits(Z, T) == pytest.approx(decomposed, rel=1e-12)
+
+
+def test_cross_entropy_with_logits_grad_is_the_gradient():
+    Z = rng.standard_normal((4, 3))
+    T = rng.dirichlet(np.ones(3), size=4)
+    G = I.cross_entropy_with_logits_grad(Z, T)
+    np.testing.assert_allclose(G.sum(-1), 0.0, atol=1e-15)
+    h = 1e-6
+    for i in range(4):
+        for k in range(3):
+            E = np.zeros_like(Z)
+            E[i, k] = h
+            fd = (I.cross_entropy_with_logits(Z + E, T) - I.cross_entropy_with_logits(Z - E, T)) / (2 * h)
+            assert fd == pytest.approx(G[i, k], abs=1e-8)
+
+
+def test_cross_entropy_with_logits_is_stable_and_validated():
+    Z = np.array([[1000.0, 0.0], [0.0, -1000.0]])
+    T = np.array([[0.9, 0.1], [0.5, 0.5]])
+    assert I.cross_entropy_with_logits(Z, T) == pytest.approx((0.1 * 1000 + 0.5 * 1000) / 2)
+    assert I.cross_entropy_with_logits([2.0, 1.0], [1.0, 0.0]) == pytest.approx(np.log(1 + np.exp(-1.0)))
+    with pytest.raises(ValueError):
+        I.cross_entropy_with_logits(Z, T[:1])
+    with pytest.raises(ValueError):
+        I.cross_entropy_with_logits(Z, np.array([[0.9, 0.2], [0.5, 0.5]]))

@@ -1,5 +1,9 @@
 r"""Entropy, cross-entropy and Kullback--Leibler divergence of discrete distributions.
 
+Also the classifier's loss with soft targets: :func:`cross_entropy_with_logits` (and its gradient)
+scores the softmax of a batch of logits against target distributions, for instance the
+label-smoothed targets of :func:`smooth_labels`.
+
 Distributions are arrays of probabilities along the last axis (a stack of distributions is
 allowed). Logarithms are natural (nats) unless ``base`` is given; ``base=2`` gives bits. The
 conventions :math:`0\log0=0` and :math:`p\log(p/0)=+\infty` for :math:`p>0` are built in.
@@ -16,7 +20,8 @@ import numpy as np
 
 from .nn import softmax  # scores to probabilities; one definition, shared with dlopt.nn
 
-__all__ = ["entropy", "cross_entropy", "kl_divergence", "softmax", "log_softmax"]
+__all__ = ["entropy", "cross_entropy", "kl_divergence", "softmax", "log_softmax", "smooth_labels",
+           "cross_entropy_with_logits", "cross_entropy_with_logits_grad"]
 
 
 def _distribution(p, name: str) -> np.ndarray:
@@ -73,3 +78,52 @@ def log_softmax(z):
     z = np.asarray(z, dtype=float)
     z = z - z.max(-1, keepdims=True)
     return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def smooth_labels(labels, classes: int, alpha: float) -> np.ndarray:
+    r"""Label-smoothed targets :math:`t_i=(1-\alpha)\,e_{y_i}+\alpha\,u`, with :math:`e_y` the
+    one-hot vector of class :math:`y` and :math:`u=(1/K,\dots,1/K)` uniform over the
+    :math:`K` = ``classes`` classes; ``alpha = 0`` gives the one-hot targets.
+
+    ``labels`` are integers in ``{0, ..., K-1}``; the result has shape ``labels.shape + (K,)``.
+    """
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got {labels.dtype}")
+    if classes < 1 or np.any(labels < 0) or np.any(labels >= classes):
+        raise ValueError(f"labels must lie in {{0, ..., {classes - 1}}}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    onehot = np.eye(classes)[labels]
+    return (1.0 - alpha) * onehot + alpha / classes
+
+
+def _logits_and_targets(logits, targets):
+    z = np.asarray(logits, dtype=float)
+    t = _distribution(targets, "targets")
+    if z.shape != t.shape:
+        raise ValueError(f"logits {z.shape} and targets {t.shape} must have the same shape")
+    return z, t
+
+
+def cross_entropy_with_logits(logits, targets):
+    r"""Mean cross-entropy :math:`\frac1m\sum_i H\big(t_i,\operatorname{softmax}(z_i)\big)
+    =-\frac1m\sum_i\sum_k t_{ik}\log\operatorname{softmax}(z_i)_k` between target distributions
+    ``targets`` and the softmax of ``logits`` (both of shape ``(m, K)``; a single vector counts as
+    ``m = 1``), computed with :func:`log_softmax`, so that large logits do not overflow.
+
+    With one-hot targets it is the usual classification loss :func:`dlopt.nn.cross_entropy`;
+    with soft targets (label smoothing, distillation) it is the same formula.
+    """
+    z, t = _logits_and_targets(logits, targets)
+    per_row = -(t * log_softmax(z)).sum(-1)
+    return float(np.mean(per_row))
+
+
+def cross_entropy_with_logits_grad(logits, targets) -> np.ndarray:
+    r"""Gradient of :func:`cross_entropy_with_logits` with respect to the logits:
+    :math:`\big(\operatorname{softmax}(z)-t\big)/m`. Each row sums to zero, because the loss does
+    not change when the same constant is added to all logits of a row."""
+    z, t = _logits_and_targets(logits, targets)
+    m = int(np.prod(z.shape[:-1]))
+    return (softmax(z) - t) / m
