@@ -108,3 +108,52 @@ def test_he_initialisation_scale():
     net = nn.MLP([400, 400, 1], init_scale="he", seed=0)
     W = net.unflatten(net.theta)[0][0]
     assert W.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+
+
+def test_clip_by_norm_scales_long_gradients_and_keeps_short_ones():
+    g = np.array([3.0, -4.0])
+    clipped = nn.clip_by_norm(g, 1.0)
+    assert np.allclose(clipped, [0.6, -0.8]) and np.array_equal(g, [3.0, -4.0])  # input untouched
+    short = nn.clip_by_norm(g, 5.0)
+    assert np.array_equal(short, g) and short is not g
+    assert np.array_equal(nn.clip_by_norm(np.zeros(3), 1.0), np.zeros(3))
+    assert np.array_equal(nn.clip_by_norm(g, 0.0), np.zeros(2))
+    for _ in range(50):
+        v = rng.standard_normal(7) * 10.0 ** rng.uniform(-3, 3)
+        c = 10.0 ** rng.uniform(-2, 2)
+        out = nn.clip_by_norm(v, c)
+        assert np.linalg.norm(out) == pytest.approx(min(np.linalg.norm(v), c), rel=1e-12)
+        alpha = out @ v / (v @ v)  # a positive multiple of v, at most one
+        assert 0 < alpha <= 1 and np.allclose(out, alpha * v, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError):
+        nn.clip_by_norm(g, -1.0)
+    with pytest.raises(ValueError):
+        nn.clip_by_norm(g, float("nan"))
+
+
+def test_clip_by_norm_uses_the_norm_of_all_entries_and_does_not_overflow():
+    M = rng.standard_normal((4, 5))
+    out = nn.clip_by_norm(M, 0.5)
+    assert out.shape == M.shape and np.linalg.norm(out) == pytest.approx(0.5)
+    huge = np.array([1e300, -1e300, 1e300])  # its squared entries overflow
+    out = nn.clip_by_norm(huge, 2.0)
+    assert np.allclose(out, 2.0 / np.sqrt(3) * np.sign(huge))
+    assert np.all(np.isnan(nn.clip_by_norm(np.array([np.inf, 1.0]), 1.0)))
+
+
+def test_clip_by_norm_matches_torch_clip_grad_norm():
+    torch = pytest.importorskip("torch")
+    net = nn.MLP([3, 6, 2], activation="relu", seed=2, init_scale=3.0)
+    X, y = rng.standard_normal((9, 3)), rng.standard_normal((9, 2))
+    _, grad = net.loss_and_grad(net.theta, X, y)
+    for max_norm in (1e-3, 0.1, 1.0, 10 * np.linalg.norm(grad)):
+        params = [torch.nn.Parameter(torch.tensor(p)) for layer in net.unflatten(net.theta) for p in layer]
+        for p, gp in zip(params, [gp for layer in net.unflatten(grad) for gp in layer]):
+            p.grad = torch.tensor(gp.copy())
+        total = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        clipped_torch = torch.cat([p.grad.reshape(-1) for p in params]).numpy()
+        assert float(total) == pytest.approx(np.linalg.norm(grad), rel=1e-12)
+        # torch divides by ||g|| + 1e-6, hence the tolerance
+        assert np.allclose(nn.clip_by_norm(grad, max_norm), clipped_torch, rtol=1e-5, atol=0)
+        t = nn.clip_by_norm(torch.tensor(grad), max_norm)  # torch tensors in, torch tensors out
+        assert isinstance(t, torch.Tensor) and np.allclose(t.numpy(), nn.clip_by_norm(grad, max_norm), rtol=1e-14)

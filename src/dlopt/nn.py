@@ -42,6 +42,7 @@ __all__ = [
     "hinge_loss",
     "hinge_loss_grad",
     "LOSSES",
+    "clip_by_norm",
     "MLP",
     "MLPObjective",
 ]
@@ -218,6 +219,47 @@ LOSSES: dict[str, tuple[Callable, Callable]] = {
     "logistic": (logistic_loss, logistic_loss_grad),
     "hinge": (hinge_loss, hinge_loss_grad),
 }
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradient clipping
+# ----------------------------------------------------------------------------------------------
+def clip_by_norm(g, max_norm: float):
+    r"""Clip a gradient by its Euclidean norm: :math:`g\,\min(1, c/\lVert g\rVert)` with
+    :math:`c` = ``max_norm``.
+
+    The result points in the direction of ``g`` and has norm :math:`\min(\lVert g\rVert, c)`:
+    gradients no longer than ``max_norm`` are returned unchanged (as a copy), longer ones are
+    scaled down to length ``max_norm``. The norm is taken over all entries (the Frobenius norm of
+    a matrix), so clipping the flat parameter vector of an :class:`MLP` is what
+    ``torch.nn.utils.clip_grad_norm_`` does to a model's list of parameters (torch adds
+    :math:`10^{-6}` to the norm in the denominator). It is computed without overflow even for
+    entries near the largest float; a gradient with ``inf`` or ``nan`` entries gives ``nan``.
+    Works on numpy arrays and torch tensors.
+
+    >>> clip_by_norm(np.array([3.0, 4.0]), 1.0)
+    array([0.6, 0.8])
+    >>> clip_by_norm(np.array([0.3, 0.4]), 1.0)
+    array([0.3, 0.4])
+    """
+    max_norm = float(max_norm)
+    if not max_norm >= 0.0:
+        raise ValueError(f"max_norm must be non-negative, got {max_norm}")
+    if _is_torch(g):
+        norm = float(g.detach().double().norm())
+        if not np.isfinite(norm):
+            return g * float("nan")
+        return g * min(1.0, max_norm / norm) if norm > max_norm else g.clone()
+    g = np.array(g, dtype=float)
+    scale = float(np.max(np.abs(g))) if g.size else 0.0
+    if not np.isfinite(scale):
+        return np.full_like(g, np.nan)
+    if scale == 0.0:
+        return g
+    norm = scale * float(np.sqrt(np.sum((g / scale) ** 2)))  # no overflow of g * g
+    if norm > max_norm:
+        g *= max_norm / norm
+    return g
 
 
 # ----------------------------------------------------------------------------------------------
