@@ -120,3 +120,66 @@ def test_min_norm_interpolates_with_the_smallest_norm():
     # under-parameterized: the ordinary least-squares solution
     X2, y2 = rng.standard_normal((20, 3)), rng.standard_normal(20)
     np.testing.assert_allclose(gen.min_norm(X2, y2), np.linalg.solve(X2.T @ X2, X2.T @ y2), atol=1e-12)
+
+
+def test_weighted_min_norm_is_the_limit_of_preconditioned_gd():
+    rng = np.random.default_rng(11)
+    X, y = rng.standard_normal((6, 15)), rng.standard_normal(6)
+    f = functions.LeastSquares(X, y)
+    p = np.exp(rng.uniform(-2, 2, 15))
+    x_p = gen.weighted_min_norm(X, y, p)
+    assert np.allclose(X @ x_p, y)
+    L_p = np.linalg.eigvalsh(np.sqrt(p)[:, None] * f._H * np.sqrt(p))[-1]
+    x = dlopt.run(rules.gd, f, np.zeros(15), steps=6000, lr=1 / L_p, grad=lambda x, k: p * f.grad(x)).xs[-1]
+    assert np.allclose(x, x_p, atol=1e-8)
+    # every other interpolant has a larger weighted norm; p = 1 is the pseudo-inverse
+    N = np.eye(15) - np.linalg.pinv(X) @ X
+    for _ in range(10):
+        other = x_p + N @ rng.standard_normal(15)
+        assert other @ (other / p) > x_p @ (x_p / p)
+    assert np.allclose(gen.weighted_min_norm(X, y, np.full(15, 3.0)), gen.min_norm(X, y))
+    with pytest.raises(ValueError):
+        gen.weighted_min_norm(X, y, np.r_[0.0, p[1:]])
+    with pytest.raises(ValueError):
+        gen.weighted_min_norm(X, y, p[:-1])
+
+
+def test_wilson_example_sign_solution_and_adagrad_limit():
+    y = np.array([1, 1, -1, 1, -1, 1, 1.0])
+    X, X_test = gen.wilson_example(y, [1, -1])
+    assert X.shape == (7, 38) and X_test.shape == (2, 38)
+    assert np.array_equal(X.sum(axis=1), np.where(y > 0, 4, 6))
+    assert np.array_equal(X @ np.sign(X.T @ y), 4 * y)
+    assert np.array_equal(X_test[:, :3], [[1, 1, 1], [-1, 1, 1]]) and not X_test[:, 3:].any()
+    f = functions.LeastSquares(X, y)
+    w = dlopt.run(rules.adagrad, f, np.zeros(38), steps=2000, lr=0.1).xs[-1]
+    assert np.allclose(w, np.sign(X.T @ y) / 4, atol=1e-8)
+    assert np.all(X_test @ w > 0)  # the adaptive solution calls every new point positive
+    assert np.array_equal(np.sign(X_test @ gen.min_norm(X, y)), [1, -1])  # the min-norm one does not
+    # more negatives than positives: the identity fails
+    y2 = -y
+    assert not np.array_equal(gen.wilson_example(y2) @ np.sign(gen.wilson_example(y2).T @ y2), 4 * y2)
+    with pytest.raises(ValueError):
+        gen.wilson_example([1, 0, -1])
+
+
+def test_stacked_lsq_grad_full_and_minibatch():
+    rng = np.random.default_rng(12)
+    Xs, ys = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 5))
+    W = rng.standard_normal((3, 4))
+    full = gen.stacked_lsq_grad(Xs, ys)(W, 0)
+    for s in range(3):
+        assert np.allclose(full[s], functions.LeastSquares(Xs[s], ys[s]).grad(W[s]))
+    # one-sample gradients of run s are gradients of one of its own samples
+    g = gen.stacked_lsq_grad(Xs, ys, batch_size=1, seed=3)(W, 0)
+    for s in range(3):
+        own = [(Xs[s, i] @ W[s] - ys[s, i]) * Xs[s, i] for i in range(5)]
+        assert any(np.allclose(g[s], o) for o in own)
+    # the mini-batch gradient is unbiased
+    oracle = gen.stacked_lsq_grad(Xs, ys, batch_size=2, seed=4)
+    mean = np.mean([oracle(W, k) for k in range(20000)], axis=0)
+    assert np.allclose(mean, full, atol=0.05 * np.abs(full).max())
+    with pytest.raises(ValueError):
+        gen.stacked_lsq_grad(Xs, ys[:, :4])
+    with pytest.raises(ValueError):
+        gen.stacked_lsq_grad(Xs, ys, batch_size=0)

@@ -10,7 +10,11 @@ r"""Optimization and generalization: implicit regularization, interpolation, alg
   order, and the distance between the two parameter vectors after every step (algorithmic stability);
 - :func:`bias_variance` -- squared bias and variance of predictions over resampled training sets;
 - :func:`relu_features`, :func:`min_norm` -- random ReLU features and the minimum-norm least-squares
-  fit (the limit of gradient descent from zero), for the double-descent experiment.
+  fit (the limit of gradient descent from zero), for the double-descent experiment;
+- :func:`weighted_min_norm`, :func:`wilson_example`, :func:`stacked_lsq_grad` -- the interpolant
+  that gradient descent with a fixed diagonal preconditioner reaches, the data set of Wilson et al.
+  (2017) on which adaptive methods converge to a sign-like interpolant that generalizes badly, and
+  a (mini-batch) gradient oracle that runs many least-squares problems side by side.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import numpy as np
 
 __all__ = ["gd_filter", "ridge_filter", "ridge", "random_labels", "deep_linear_init",
            "deep_linear_loss_grads", "train_deep_linear", "end_to_end", "rank_floor",
-           "logistic_sgd_pair", "bias_variance", "relu_features", "min_norm"]
+           "logistic_sgd_pair", "bias_variance", "relu_features", "min_norm", "weighted_min_norm",
+           "wilson_example", "stacked_lsq_grad"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,3 +232,89 @@ def min_norm(X, y) -> np.ndarray:
     """
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     return np.linalg.lstsq(X, y, rcond=None)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# preconditioned and adaptive methods: which interpolant?
+# --------------------------------------------------------------------------------------------
+
+def weighted_min_norm(X, y, p) -> np.ndarray:
+    r"""The interpolant of smallest weighted norm :math:`x^\top P^{-1}x`, with :math:`P=\operatorname{diag}(p)`.
+
+    For ``X`` of shape ``(m, n)`` with full row rank ``m <= n`` and weights ``p > 0`` (shape
+    ``(n,)``), returns :math:`PX^\top(XPX^\top)^{-1}y`, the unique minimiser of
+    :math:`x^\top P^{-1}x` subject to :math:`Xx=y`. Preconditioned gradient descent
+    :math:`x_{k+1}=x_k-\eta P\nabla\mathcal L(x_k)` on :math:`\mathcal L(x)=\frac1{2m}\lVert
+    Xx-y\rVert^2` from :math:`x_0=0` converges to it for a stable step; ``p = 1`` gives
+    :func:`min_norm`.
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float).reshape(-1)
+    p = np.asarray(p, dtype=float).reshape(-1)
+    if X.ndim != 2 or X.shape[0] != y.shape[0]:
+        raise ValueError(f"X must be (m, n) and y (m,), got {X.shape} and {y.shape}")
+    if p.shape != (X.shape[1],) or not np.all(p > 0):
+        raise ValueError(f"p must hold {X.shape[1]} positive weights, got shape {p.shape}")
+    XP = X * p  # X P
+    return XP.T @ np.linalg.solve(XP @ X.T, y)
+
+
+def _pm_labels(labels) -> np.ndarray:
+    labels = np.asarray(labels, dtype=float).reshape(-1)
+    if not np.all(np.abs(labels) == 1):
+        raise ValueError("labels must be -1 or +1")
+    return labels
+
+
+def wilson_example(y_train, y_test=None):
+    r"""Features of the data set of Wilson et al. (2017) for labels :math:`y_i\in\{-1,+1\}`.
+
+    Training sample ``i`` has feature 0 equal to its label :math:`y_i`, features 1 and 2 equal to
+    one, and a private block of five features (``3 + 5i`` to ``7 + 5i``) of which the first one
+    (:math:`y_i=+1`) or all five (:math:`y_i=-1`) are one; all other entries are zero, so
+    :math:`X\,\operatorname{sign}(X^\top y)=4y` whenever the positive labels outnumber the negative
+    ones. Returns ``X_train`` of shape ``(m, 3 + 5m)``. With ``y_test`` it also returns ``X_test``
+    built in the same way but restricted to the training features: a test sample's private block
+    is new, no training gradient ever touches it, so every method started at zero gives it weight
+    zero and it can be dropped.
+    """
+    y_train = _pm_labels(y_train)
+    m = len(y_train)
+    X = np.zeros((m, 3 + 5 * m))
+    X[:, 0], X[:, 1], X[:, 2] = y_train, 1.0, 1.0
+    for i, label in enumerate(y_train):
+        X[i, 3 + 5 * i: 3 + 5 * i + (1 if label > 0 else 5)] = 1.0
+    if y_test is None:
+        return X
+    y_test = _pm_labels(y_test)
+    X_test = np.zeros((len(y_test), X.shape[1]))
+    X_test[:, 0], X_test[:, 1], X_test[:, 2] = y_test, 1.0, 1.0
+    return X, X_test
+
+
+def stacked_lsq_grad(Xs, ys, batch_size: int | None = None, seed: int = 0):
+    r"""Gradient oracle for :func:`dlopt.experiments.run_batch` on ``S`` least-squares problems at once.
+
+    ``Xs`` is ``(S, m, n)`` and ``ys`` is ``(S, m)``: run ``s`` (row ``s`` of the stacked iterate
+    ``W``) minimises its own :math:`\frac1{2m}\lVert X_sw-y_s\rVert^2`. Returns ``grad(W, k)``:
+    the full gradients :math:`\frac1mX_s^\top(X_sw_s-y_s)` (``batch_size=None``), or mini-batch
+    gradients over ``batch_size`` sample indices drawn uniformly with replacement, independently
+    for every run, from a generator seeded with ``seed``.
+    """
+    Xs, ys = np.asarray(Xs, dtype=float), np.asarray(ys, dtype=float)
+    if Xs.ndim != 3 or ys.shape != Xs.shape[:2]:
+        raise ValueError(f"Xs must be (S, m, n) and ys (S, m), got {Xs.shape} and {ys.shape}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    S, m, _ = Xs.shape
+    rows, rng = np.arange(S)[:, None], np.random.default_rng(seed)
+
+    def grad(W, k):
+        if batch_size is None:
+            Xb, yb = Xs, ys
+        else:
+            idx = rng.integers(0, m, (S, batch_size))
+            Xb, yb = Xs[rows, idx], ys[rows, idx]
+        r = np.einsum("sbn,sn->sb", Xb, W) - yb
+        return np.einsum("sb,sbn->sn", r, Xb) / Xb.shape[1]
+
+    return grad
