@@ -7,6 +7,9 @@ r"""Experiment harnesses for the chapter on adaptive methods (and anyone who nee
   one row per run (seed), and the rules of :mod:`dlopt.rules`, being coordinate-wise, update all
   rows in one call. An optional projection keeps the iterates in a box (online problems).
 - :func:`mean_ci` turns the per-seed results into a mean and a confidence half-width.
+- :func:`mlp_grad` and :func:`mlp_sampler` give the gradient of a :class:`dlopt.nn.MLP` for a
+  *stack* of parameter vectors (one network per row), so that :func:`run_batch` trains many
+  networks -- seeds -- in one vectorised loop.
 - :func:`digits_cnn` and :func:`train_classifier` train a small CNN on scikit-learn's digits with
   any ``torch.optim``-style optimizer, on ``dlopt.device()``.
 """
@@ -19,7 +22,7 @@ import numpy as np
 
 from .stochastic import mean_halfwidth
 
-__all__ = ["replay", "run_batch", "mean_ci", "digits_cnn", "train_classifier"]
+__all__ = ["replay", "run_batch", "mean_ci", "mlp_grad", "mlp_sampler", "digits_cnn", "train_classifier"]
 
 
 def _schedule(lr):
@@ -130,6 +133,87 @@ def mean_ci(values, axis: int = 0, z: float = 1.96):
     """Mean and normal-approximation confidence half-width ``z·std/√S`` over the ``S`` runs along
     ``axis``: :func:`dlopt.stochastic.mean_halfwidth` (non-finite runs make the mean non-finite)."""
     return mean_halfwidth(values, axis, z)
+
+
+def mlp_grad(net, Theta, X, y, loss: str = "squared"):
+    r"""Gradients of the empirical risk of ``net`` (a :class:`dlopt.nn.MLP`) for a stack of
+    parameter vectors at once.
+
+    ``Theta`` has shape ``(S, P)`` with ``P = net.n_params`` (``(P,)`` is treated as ``S = 1``).
+    ``X`` is either one batch ``(B, d)`` shared by all rows, with targets ``y`` of shape ``(B, ...)``,
+    or one batch per row, ``(S, B, d)`` with ``y`` of shape ``(S, B, ...)``. Returns an array of the
+    shape of ``Theta`` whose row ``s`` equals ``net.loss_and_grad(Theta[s], X[s], y[s], loss)[1]``:
+    the same backpropagation as :meth:`dlopt.nn.MLP.backward`, with batched matrix products over
+    the rows instead of a Python loop.
+    """
+    from .nn import ACTIVATIONS, LOSSES
+
+    Theta = np.asarray(Theta, dtype=float)
+    squeeze = Theta.ndim == 1
+    Theta = Theta[None, :] if squeeze else Theta
+    if Theta.ndim != 2 or Theta.shape[1] != net.n_params:
+        raise ValueError(f"Theta must have shape (S, {net.n_params}), got {np.shape(Theta)}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose from {sorted(LOSSES)}")
+    S = Theta.shape[0]
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y)
+    if X.ndim == 2:                                   # one batch shared by every row
+        X = np.broadcast_to(X, (S,) + X.shape)
+        y = np.broadcast_to(y, (S,) + y.shape)
+    if X.ndim != 3 or X.shape[0] != S or y.shape[:2] != X.shape[:2]:
+        raise ValueError(f"X must be (B, d) or ({S}, B, d) with matching y, got {X.shape} and {y.shape}")
+    B = X.shape[1]
+    phi, dphi = ACTIVATIONS[net.activation]
+    layers, i = [], 0
+    for a, b in net.shapes:
+        W = Theta[:, i:i + a * b].reshape(S, a, b)
+        i += a * b
+        layers.append((W, Theta[:, i:i + b]))
+        i += b
+    h, zs, hs = X, [], [X]
+    for l, (W, c) in enumerate(layers):
+        z = h @ W + c[:, None, :]                     # (S, B, fan_out)
+        zs.append(z)
+        h = phi(z) if l < len(layers) - 1 else z
+        hs.append(h)
+    # the losses of dlopt.nn are means over the rows of a batch: evaluate on all S*B rows at once
+    # and multiply by S to get, in each block of B rows, the gradient of that row's mean
+    grad_out = LOSSES[loss][1]
+    k = h.shape[-1]
+    if net.sizes[-1] == 1 and loss != "cross_entropy":
+        delta = grad_out(h.reshape(S * B), y.reshape(S * B)).reshape(S, B, 1) * S
+    else:
+        delta = grad_out(h.reshape(S * B, k), y.reshape((S * B,) + y.shape[2:])).reshape(S, B, k) * S
+    grads = [None] * len(layers)
+    for l in range(len(layers) - 1, -1, -1):
+        W, _ = layers[l]
+        grads[l] = np.concatenate([(hs[l].transpose(0, 2, 1) @ delta).reshape(S, -1), delta.sum(axis=1)], axis=1)
+        if l > 0:
+            delta = (delta @ W.transpose(0, 2, 1)) * dphi(zs[l - 1])
+    out = np.concatenate(grads, axis=1)
+    return out[0] if squeeze else out
+
+
+def mlp_sampler(net, X, y, batch_size: int, rng: np.random.Generator, loss: str = "squared"):
+    r"""A mini-batch gradient oracle ``g(Theta, k)`` for :func:`run_batch`: every row of the stack
+    ``Theta`` (one network per row) draws its own batch of ``batch_size`` samples of ``(X, y)``
+    (uniformly, with replacement) at every call, and gets :func:`mlp_grad` on it."""
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y)
+    m = X.shape[0]
+    if not 1 <= batch_size <= m:
+        raise ValueError(f"batch_size must be in [1, {m}], got {batch_size}")
+    if y.shape[0] != m:
+        raise ValueError(f"X and y must have the same number of samples, got {m} and {y.shape[0]}")
+
+    def oracle(Theta, k):
+        rows = 1 if np.ndim(Theta) == 1 else np.shape(Theta)[0]
+        idx = rng.integers(0, m, size=(rows, batch_size))
+        g = mlp_grad(net, np.reshape(Theta, (rows, -1)), X[idx], y[idx], loss)
+        return g.reshape(np.shape(Theta))
+
+    return oracle
 
 
 def digits_cnn(channels: tuple[int, int] = (16, 32), classes: int = 10):
