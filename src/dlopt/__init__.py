@@ -20,10 +20,12 @@ Every chapter and exercise of the book imports this package instead of copying c
   Polyak--Ruppert averaging;
 - :mod:`dlopt.experiments` -- replay a rule on a gradient sequence, many seeded runs at once
   (``run_batch``), confidence intervals, a small CNN and its training loop (adaptive methods);
+- :mod:`dlopt.convergence` -- the worst-case quadratic, accelerated gradient for convex problems,
+  and the convergence-rate bounds of the convergence-theory chapter;
 - :mod:`dlopt.generalization` -- implicit regularization, deep linear networks, rank floors,
-  SGD stability on neighbouring data sets;
+  SGD stability on neighbouring data sets, random features and minimum-norm fits;
 - :mod:`dlopt.distributed` -- data-parallel, asynchronous, local and compressed SGD (numpy
-  simulators) and real runs on ``torch.distributed`` (gloo, 127.0.0.1);
+  simulators) and real runs on ``torch.distributed`` (gloo on the loopback interface);
 - :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
 """
 
