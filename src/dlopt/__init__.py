@@ -26,6 +26,8 @@ Every chapter and exercise of the book imports this package instead of copying c
   SGD stability on neighbouring data sets, random features and minimum-norm fits;
 - :mod:`dlopt.distributed` -- data-parallel, asynchronous, local and compressed SGD (numpy
   simulators) and real runs on ``torch.distributed`` (gloo on the loopback interface);
+- :mod:`dlopt.applications` -- compression (pruning, low rank), Pareto fronts, Lennard-Jones
+  clusters, replicator dynamics and Gaussian smoothing for the connections chapter;
 - :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
 """
 
