@@ -153,9 +153,15 @@ def test_smoothed_gradient_is_unbiased_on_a_quadratic():
         g, per = smoothed_gradient(f, x, 0.5, 20_000, rng, antithetic=antithetic, return_samples=True)
         se = per.std(0, ddof=1) / np.sqrt(per.shape[0])
         assert np.all(np.abs(g - f.grad(x)) < 5 * se)
-    # plain callables that do not accept a stack are evaluated point by point
-    g = smoothed_gradient(lambda p: float(f.value(p)), x, 0.5, 10, np.random.default_rng(1))
+    # a function of one point is evaluated point by point when told so ...
+    g = smoothed_gradient(lambda p: float(f.value(p)), x, 0.5, 10, np.random.default_rng(1),
+                          vectorized=False)
     h = smoothed_gradient(f, x, 0.5, 10, np.random.default_rng(1))
     np.testing.assert_allclose(g, h)
     with pytest.raises(ValueError):
         smoothed_gradient(f, x, 0.0, 10, rng)
+    # ... and not guessed at: a function of one point given the stack is an error, not a fallback
+    # (a fallback cannot be safe: with as many samples as dimensions, p[0] ** 2 + p[1] applied to
+    # the stack returns a wrong vector of the right length)
+    with pytest.raises(ValueError, match="vectorized=False"):
+        smoothed_gradient(lambda p: float(np.sum(p)), x, 0.5, 4, rng)

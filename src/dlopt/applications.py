@@ -139,7 +139,7 @@ class LennardJones(Objective):
     (``x.reshape(N, 3)[i]`` is atom ``i``). A pair has its minimum :math:`-\varepsilon` at
     :math:`r=2^{1/6}\sigma`. Value, gradient and Hessian take points of shape ``(..., 3N)``.
     The energy is invariant under translations, rotations and permutations of the atoms, so every
-    minimum has six zero Hessian eigenvalues (five for a linear cluster) and up to :math:`N!`
+    minimum has at least six zero Hessian eigenvalues (five for a linear cluster) and up to :math:`N!`
     relabelled copies.
     """
 
@@ -234,7 +234,7 @@ def replicator(x, fitness):
 
 
 def smoothed_gradient(f: Callable, x, sigma: float, samples: int, rng: np.random.Generator,
-                      antithetic: bool = True, return_samples: bool = False):
+                      antithetic: bool = True, return_samples: bool = False, vectorized: bool = True):
     r"""The evolution-strategies estimate of :math:`\nabla f_\sigma(x)`, where
     :math:`f_\sigma(x)=\mathbb E\,f(x+\sigma u)`, :math:`u\sim N(0,I)`:
 
@@ -243,9 +243,10 @@ def smoothed_gradient(f: Callable, x, sigma: float, samples: int, rng: np.random
               \hat g=\frac1{2\sigma S}\sum_{s=1}^{S}\big(f(x+\sigma u_s)-f(x-\sigma u_s)\big)\,u_s .
 
     Both are unbiased for :math:`\nabla f_\sigma(x)` (Stein's lemma); the antithetic one uses
-    :math:`2S` function values and no gradient. ``f`` is called once on the stack of perturbed points
-    (shape ``(S, n)``; every :class:`~dlopt.functions.Objective` accepts that), or point by point if
-    it returns something else. With ``return_samples=True`` the ``S`` one-sample estimates are
+    :math:`2S` function values and no gradient. With ``vectorized=True`` (the default) ``f`` is
+    called once on the stack of perturbed points, shape ``(S, n)``, and must return ``S`` values
+    (every :class:`~dlopt.functions.Objective` does); anything else raises ``ValueError`` rather
+    than being guessed at. With ``vectorized=False`` ``f`` is called point by point. With ``return_samples=True`` the ``S`` one-sample estimates are
     returned as well, for a standard error.
     """
     x = np.asarray(x, dtype=float)
@@ -256,12 +257,12 @@ def smoothed_gradient(f: Callable, x, sigma: float, samples: int, rng: np.random
     U = rng.standard_normal((int(samples), x.size))
 
     def values(points):
-        try:
-            v = np.asarray(f(points), dtype=float)
-        except (TypeError, ValueError):  # f takes one point at a time
-            v = None
-        if v is None or v.shape != (points.shape[0],):
-            v = np.array([float(f(p)) for p in points])
+        if not vectorized:
+            return np.array([float(f(p)) for p in points])
+        v = np.asarray(f(points), dtype=float)
+        if v.shape != (points.shape[0],):
+            raise ValueError(f"f returned shape {v.shape} for a stack of {points.shape[0]} points; "
+                             "pass vectorized=False for a function of one point")
         return v
 
     if antithetic:
