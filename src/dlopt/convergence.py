@@ -190,8 +190,9 @@ def sgd_convex_bound(R, G, lrs):
 
 
 def accelerated_bound(L, R, k):
-    r""":math:`2LR^2/(k+1)^2`: :func:`accelerated_gradient` with :math:`\eta=1/L` and the linear
-    :math:`t_k` on a convex :math:`L`-smooth function (:math:`R=\lVert x_0-x^\star\rVert`)."""
+    r""":math:`2LR^2/(k+1)^2`: :func:`accelerated_gradient` with :math:`\eta=1/L` and either
+    :math:`t_k` sequence (the linear one or FISTA's; any with :math:`t_{k-1}\ge(k+1)/2`) on a convex
+    :math:`L`-smooth function (:math:`R=\lVert x_0-x^\star\rVert`)."""
     return 2.0 * L * R**2 / (_steps(k) + 1.0) ** 2
 
 
