@@ -142,11 +142,10 @@ def mlp_grad(net, Theta, X, y, loss: str = "squared"):
     ``Theta`` has shape ``(S, P)`` with ``P = net.n_params`` (``(P,)`` is treated as ``S = 1``).
     ``X`` is either one batch ``(B, d)`` shared by all rows, with targets ``y`` of shape ``(B, ...)``,
     or one batch per row, ``(S, B, d)`` with ``y`` of shape ``(S, B, ...)``. Returns an array of the
-    shape of ``Theta`` whose row ``s`` equals ``net.loss_and_grad(Theta[s], X[s], y[s], loss)[1]``:
-    the same backpropagation as :meth:`dlopt.nn.MLP.backward`, with batched matrix products over
-    the rows instead of a Python loop.
+    shape of ``Theta`` whose row ``s`` is ``net.loss_and_grad(Theta[s], X[s], y[s], loss)[1]``: the
+    network's own backpropagation (:meth:`dlopt.nn.MLP.backward`), row by row.
     """
-    from .nn import ACTIVATIONS, LOSSES
+    from .nn import LOSSES
 
     Theta = np.asarray(Theta, dtype=float)
     squeeze = Theta.ndim == 1
@@ -163,35 +162,7 @@ def mlp_grad(net, Theta, X, y, loss: str = "squared"):
         y = np.broadcast_to(y, (S,) + y.shape)
     if X.ndim != 3 or X.shape[0] != S or y.shape[:2] != X.shape[:2]:
         raise ValueError(f"X must be (B, d) or ({S}, B, d) with matching y, got {X.shape} and {y.shape}")
-    B = X.shape[1]
-    phi, dphi = ACTIVATIONS[net.activation]
-    layers, i = [], 0
-    for a, b in net.shapes:
-        W = Theta[:, i:i + a * b].reshape(S, a, b)
-        i += a * b
-        layers.append((W, Theta[:, i:i + b]))
-        i += b
-    h, zs, hs = X, [], [X]
-    for l, (W, c) in enumerate(layers):
-        z = h @ W + c[:, None, :]                     # (S, B, fan_out)
-        zs.append(z)
-        h = phi(z) if l < len(layers) - 1 else z
-        hs.append(h)
-    # the losses of dlopt.nn are means over the rows of a batch: evaluate on all S*B rows at once
-    # and multiply by S to get, in each block of B rows, the gradient of that row's mean
-    grad_out = LOSSES[loss][1]
-    k = h.shape[-1]
-    if net.sizes[-1] == 1 and loss != "cross_entropy":
-        delta = grad_out(h.reshape(S * B), y.reshape(S * B)).reshape(S, B, 1) * S
-    else:
-        delta = grad_out(h.reshape(S * B, k), y.reshape((S * B,) + y.shape[2:])).reshape(S, B, k) * S
-    grads = [None] * len(layers)
-    for l in range(len(layers) - 1, -1, -1):
-        W, _ = layers[l]
-        grads[l] = np.concatenate([(hs[l].transpose(0, 2, 1) @ delta).reshape(S, -1), delta.sum(axis=1)], axis=1)
-        if l > 0:
-            delta = (delta @ W.transpose(0, 2, 1)) * dphi(zs[l - 1])
-    out = np.concatenate(grads, axis=1)
+    out = np.stack([net.loss_and_grad(Theta[s], X[s], y[s], loss)[1] for s in range(S)])
     return out[0] if squeeze else out
 
 
