@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nn import softmax  # scores to probabilities; one definition, shared with dlopt.nn
+from .nn import log_softmax, softmax  # one definition each, shared with dlopt.nn
 
 __all__ = ["entropy", "cross_entropy", "kl_divergence", "softmax", "log_softmax", "smooth_labels",
            "cross_entropy_with_logits", "cross_entropy_with_logits_grad"]
@@ -70,14 +70,6 @@ def kl_divergence(p, q, base: float | None = None):
         ratio = np.where(p > 0, safe_p / np.where(p > 0, q, 1.0), 1.0)
     terms = np.where(p > 0, p * _log(ratio, base), 0.0)
     return _scalar(terms.sum(-1))
-
-
-def log_softmax(z):
-    r""":math:`\log\mathrm{softmax}(z)_i = z_i-\log\sum_j e^{z_j}`, computed stably (shift by the
-    maximum)."""
-    z = np.asarray(z, dtype=float)
-    z = z - z.max(-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
 
 def smooth_labels(labels, classes: int, alpha: float) -> np.ndarray:

@@ -31,6 +31,7 @@ __all__ = [
     "identity",
     "identity_grad",
     "softmax",
+    "log_softmax",
     "softmax_jacobian",
     "ACTIVATIONS",
     "squared_loss",
@@ -110,6 +111,14 @@ def softmax(z, axis: int = -1):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def log_softmax(z):
+    r""":math:`\log\mathrm{softmax}(z)_i = z_i-\log\sum_j e^{z_j}` along the last axis, computed
+    stably (shift by the maximum)."""
+    z = np.asarray(z, dtype=float)
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
 def softmax_jacobian(z) -> np.ndarray:
     r"""Jacobian :math:`\partial p_i/\partial z_j=p_i(\delta_{ij}-p_j)`, i.e.
     :math:`\mathrm{diag}(p)-pp^\top`, of the softmax of one vector ``z``."""
@@ -168,9 +177,7 @@ def cross_entropy(logits, labels):
         return torch.nn.functional.cross_entropy(logits, lab)
     z = np.asarray(logits, dtype=float)
     lab = _labels(labels, z.shape[0])
-    zmax = z.max(axis=1, keepdims=True)
-    lse = (zmax + np.log(np.exp(z - zmax).sum(axis=1, keepdims=True)))[:, 0]
-    return float(np.mean(lse - z[np.arange(z.shape[0]), lab]))
+    return float(-np.mean(log_softmax(z)[np.arange(z.shape[0]), lab]))
 
 
 def cross_entropy_grad(logits, labels):
