@@ -246,8 +246,9 @@ def smoothed_gradient(f: Callable, x, sigma: float, samples: int, rng: np.random
     :math:`2S` function values and no gradient. With ``vectorized=True`` (the default) ``f`` is
     called once on the stack of perturbed points, shape ``(S, n)``, and must return ``S`` values
     (every :class:`~dlopt.functions.Objective` does); anything else raises ``ValueError`` rather
-    than being guessed at. With ``vectorized=False`` ``f`` is called point by point. With ``return_samples=True`` the ``S`` one-sample estimates are
-    returned as well, for a standard error.
+    than being guessed at. With ``vectorized=False`` ``f`` is called point by point. With
+    ``return_samples=True`` the ``S`` one-sample estimates are returned as well, for a standard
+    error.
     """
     x = np.asarray(x, dtype=float)
     if not sigma > 0:
