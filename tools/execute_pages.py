@@ -10,7 +10,10 @@ then executes it itself and reports the error in its usual way.
 
 Usage::
 
-    python tools/execute_pages.py [--jobs N] [--path-output DIR]
+    python tools/execute_pages.py [--jobs N] [--path-output DIR] [PAGE.md ...]
+
+With PAGE arguments only those pages are executed (whether cached or not), and the exit status is
+1 if any of them fails: the quick way to run the pages one is editing.
 
 ``--jobs`` defaults to the number of CPU cores; ``--path-output`` is ``jupyter-book build``'s option of
 the same name (default: the book root).
@@ -115,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--path-output", default=str(ROOT))
     parser.add_argument("--timeout", type=int, default=120, help="per-cell timeout in seconds")
+    parser.add_argument("pages", nargs="*", help="execute just these pages (paths to .md files)")
     args = parser.parse_args(argv)
 
     # one BLAS/OpenMP thread per kernel: `jobs` kernels already share the cores (kernels inherit
@@ -127,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     from myst_nb.core.read import myst_nb_reader_plugin
 
     cache = get_cache(str(Path(args.path_output).resolve() / "_build" / ".jupyter_cache"))
-    todo = []
-    for page in toc_pages():
+    todo = [Path(p).resolve() for p in args.pages]
+    for page in [] if todo else toc_pages():
         try:
             cache.match_cache_notebook(myst_nb_reader_plugin(str(page)))
         except KeyError:
@@ -153,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {seconds:6.1f} s  {rel}", flush=True)
     print(f"execute_pages: {len(todo) - len(failed)} executed, {len(failed)} failed, "
           f"{time.perf_counter() - start:.0f} s wall", flush=True)
+    if args.pages and failed:
+        return 1  # pages named on the command line: their failure is this command's failure
     return 0  # failures are reported by the book build itself
 
 
