@@ -56,13 +56,23 @@ def _strip_code(source: str) -> str:
     return _CODE_REGION.sub(lambda m: f"{m['indent']}{STUB}\n", source)
 
 
-def release_notebook(nb):
-    """Return the student version of a source notebook (the input is not modified)."""
+def release_notebook(nb, repository: str | None = None):
+    """Return the student version of a source notebook (the input is not modified).
+
+    Besides stubbing the solutions and dropping hidden checks, the first markdown cell gets a
+    note on how to hand the file in, and a setup cell that installs ``dlopt`` where it is missing
+    (from ``repository``, the book's repository URL; see :mod:`dlopt.grading.setup_cell`) is put
+    before the first code cell.
+    """
+    import nbformat
+
+    from .setup_cell import SETUP_TAG, SUBMIT_NOTE, setup_source
+
     out = copy.deepcopy(nb)
     cells = []
     for cell in out.cells:
         tags = cell.get("metadata", {}).get("tags", [])
-        if "hidden" in tags:
+        if "hidden" in tags or SETUP_TAG in tags:  # a setup cell is made anew below
             continue
         if cell.cell_type == "code":
             cell.source = _strip_code(cell.source)
@@ -71,6 +81,13 @@ def release_notebook(nb):
         elif cell.cell_type == "markdown":
             cell.source = _MD_REGION.sub("", cell.source)
         cells.append(cell)
+    first_md = next((c for c in cells if c.cell_type == "markdown"), None)
+    if first_md is not None and SUBMIT_NOTE.strip() not in first_md.source:
+        first_md.source = first_md.source.rstrip("\n") + SUBMIT_NOTE
+    first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
+    setup = nbformat.v4.new_code_cell(setup_source(repository), metadata={"tags": [SETUP_TAG]})
+    setup["id"] = SETUP_TAG  # a fixed id: the committed student copy must be reproducible
+    cells.insert(first_code, setup)
     out.cells = cells
     return out
 
@@ -79,11 +96,13 @@ def release(source: str | Path, out_dir: str | Path) -> Path:
     """Write the student version of ``source`` into ``out_dir`` under the same file name."""
     import nbformat
 
+    from .setup_cell import repository_url
+
     source = Path(source)
     nb = nbformat.read(source, as_version=4)
     target = Path(out_dir) / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(release_notebook(nb), target)
+    nbformat.write(release_notebook(nb, repository_url(source)), target)
     return target
 
 
