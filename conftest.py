@@ -26,3 +26,57 @@ def pytest_configure(config):
     from execute_pages import ipc_kernel_manager
 
     nbval.kernel.KernelManager = ipc_kernel_manager()
+
+
+# --- the slow, whole-project tests -------------------------------------------------------------
+# Modules that build the book, drive a browser over it or build the students' environment are
+# marked `integration` (`make unit` deselects them); they run after every other test, and the
+# students' environment (tests/test_binder.py) is built in the background while the others run
+# (it waits mostly on pip, they on the CPU).
+INTEGRATION_MODULES = ("test_book.py", "test_browser.py", "test_binder.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    import pytest
+
+    def late(item):
+        name = item.path.name
+        return (name == "test_binder.py", name in INTEGRATION_MODULES)
+
+    for item in items:
+        if item.path.name in INTEGRATION_MODULES:
+            item.add_marker(pytest.mark.integration)
+    items.sort(key=late)  # stable: the order within each group is kept
+
+
+def pytest_collection_finish(session):
+    if any(item.path.name == "test_binder.py" for item in session.items) and not session.config.option.collectonly:
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        root = Path(__file__).parent
+        work = Path(tempfile.mkdtemp(prefix="dlopt-binder-"))
+        log = open(work / "build.log", "w")
+        # binder/requirements.txt names PyTorch's CPU index; where it is out of reach pip should
+        # not retry it for every package (the wheels come from this machine's own index)
+        import os
+
+        env = {**os.environ, "PIP_RETRIES": "0"}
+        proc = subprocess.Popen([sys.executable, str(root / "tools" / "binder_env.py"), "build",
+                                 str(work / "venv"), "--copy", str(work / "repo")],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
+        session.config._dlopt_binder = (proc, work)
+
+
+def pytest_unconfigure(config):
+    started = getattr(config, "_dlopt_binder", None)
+    if started is not None:
+        import shutil
+
+        proc, work = started
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
