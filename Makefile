@@ -1,24 +1,42 @@
-# The two commands of the README. Both create .venv and install everything on first use.
-#   make book   build the HTML book (every page executed) -> _build/html/index.html
-#   make test   unit tests, nbval on the exercise notebooks, and a warning-free book build
-#   make bench  benchmarks (ratios against torch.optim / scipy measured in the same run)
+# Developers:
+#   make book    build the HTML book (every page executed) -> _build/html/index.html
+#   make test    everything CI runs: unit tests, nbval on the exercise notebooks, the book build
+#                with zero warnings, the browser test over every page, the students' environment
+#   make unit    the package and grader tests alone (no book build, browser or Binder): < 1 min
+#   make bench   benchmarks (ratios against torch.optim / scipy measured in the same run)
+#   make pdf     the book as a PDF (XeLaTeX, CJK font) -> _build/latex/book.pdf
+#   make release regenerate the student notebooks exercises/*.ipynb from exercises/source/
+# Students:
+#   make lab     JupyterLab on the exercises, in the same small environment Binder builds
+# The developer targets create .venv and install requirements.txt on first use; `make lab`
+# creates .venv-lab from binder/ (no book or test tooling).
 
 SHELL   := /bin/bash
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
+LABVENV := .venv-lab
+LABSTAMP:= $(LABVENV)/.installed-stamp
 BOOKLOG := _build/book-build.log
+ROOT_USER := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: book test bench install clean
+.PHONY: book test unit bench pdf lab release install browser-deps tex-deps clean
 
 install: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
+
+# Debian's Chromium and its driver for tests/test_browser.py (installed when running as root;
+# otherwise the browser test is skipped with a message saying how to install them).
+browser-deps:
+	@if [ -n "$(ROOT_USER)" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
+	  echo "installing Debian's chromium and chromium-driver for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
 
 book: $(STAMP)
 	@mkdir -p _build
@@ -27,11 +45,41 @@ book: $(STAMP)
 	@! grep -E "WARNING|ERROR" $(BOOKLOG) | grep -v "Kernel is running over TCP" || { echo "book build logged warnings (see $(BOOKLOG))"; exit 1; }
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not integration" -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+release: $(STAMP)
+	$(BIN)/dlopt-grade release exercises/source/*.ipynb --out exercises
+
+# XeLaTeX with Debian's TeX Live and Noto CJK (the glossary prints its Chinese terms).
+tex-deps:
+	@if [ -n "$(ROOT_USER)" ] && ! command -v xelatex >/dev/null; then \
+	  echo "installing Debian's TeX Live (XeLaTeX, CJK) for the PDF"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    texlive-xetex texlive-lang-chinese texlive-latex-extra texlive-fonts-recommended \
+	    texlive-plain-generic fonts-noto-cjk latexmk >/dev/null; \
+	fi
+
+pdf: $(STAMP) tex-deps
+	$(BIN)/python tools/execute_pages.py
+	$(BIN)/jupyter-book build . --builder pdflatex
+	@test -f _build/latex/book.pdf || { echo "no PDF was written (see _build/latex/book.log)"; exit 1; }
+	$(BIN)/jupyter-book build . --builder html  # the download menu now offers the PDF
+	@echo "PDF: $(CURDIR)/_build/latex/book.pdf (also in the HTML book's download menu)"
+
+lab: $(LABSTAMP)
+	$(LABVENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/exercises
+
+$(LABSTAMP): binder/requirements.txt binder/postBuild pyproject.toml
+	rm -rf $(LABVENV)
+	$(PYTHON) tools/binder_env.py build $(LABVENV)
+	@touch $@
 
 clean:
 	rm -rf _build
