@@ -56,12 +56,12 @@ def _strip_code(source: str) -> str:
     return _CODE_REGION.sub(lambda m: f"{m['indent']}{STUB}\n", source)
 
 
-def release_notebook(nb, repository: str | None = None):
+def release_notebook(nb, repository: tuple[str, str] | None = None):
     """Return the student version of a source notebook (the input is not modified).
 
     Besides stubbing the solutions and dropping hidden checks, the first markdown cell gets a
     note on how to hand the file in, and a setup cell that installs ``dlopt`` where it is missing
-    (from ``repository``, the book's repository URL; see :mod:`dlopt.grading.setup_cell`) is put
+    (from ``repository``, the book's ``(url, branch)``; see :mod:`dlopt.grading.setup_cell`) is put
     before the first code cell.
     """
     import nbformat
@@ -96,13 +96,13 @@ def release(source: str | Path, out_dir: str | Path) -> Path:
     """Write the student version of ``source`` into ``out_dir`` under the same file name."""
     import nbformat
 
-    from .setup_cell import repository_url
+    from .setup_cell import repository as book_repository
 
     source = Path(source)
     nb = nbformat.read(source, as_version=4)
     target = Path(out_dir) / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(release_notebook(nb, repository_url(source)), target)
+    nbformat.write(release_notebook(nb, book_repository(source)), target)
     return target
 
 

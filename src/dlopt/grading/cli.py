@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import release, release_notebook
-from .setup_cell import repository_url
+from .setup_cell import repository
 from .instrument import FormatError
 from .sandbox import Limits, default_isolation
 
@@ -48,7 +48,7 @@ def check_problem_set(source, student_dir=None, *, limits: Limits | None = None,
         ps = load_problem_set(source)
     except (FormatError, ValueError, OSError) as exc:
         return [f"{source.name}: {exc}"]
-    released = release_notebook(nbformat.read(source, as_version=4), repository_url(source))
+    released = release_notebook(nbformat.read(source, as_version=4), repository(source))
     if not student.exists():
         problems.append(f"{source.name}: the student notebook {student} is missing "
                         f"(run: dlopt-grade release {source} --out {student.parent})")
