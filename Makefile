@@ -63,7 +63,7 @@ tex-deps:
 	  echo "installing Debian's TeX Live (XeLaTeX, CJK) for the PDF"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    texlive-xetex texlive-lang-chinese texlive-latex-extra texlive-fonts-recommended \
-	    texlive-plain-generic fonts-noto-cjk latexmk >/dev/null; \
+	    texlive-plain-generic texlive-latex-recommended fonts-noto-cjk fonts-freefont-otf xindy latexmk >/dev/null; \
 	fi
 
 pdf: $(STAMP) tex-deps
