@@ -121,8 +121,9 @@ def fit_to_column(fig, width: float = COLUMN_WIDTH, max_cols: int = MAX_COLS,
     Every figure a page shows goes through this (see :func:`_install_display_hook`), including
     figures a chapter made with ``plt.subplots`` directly:
 
-    - a single row of more than ``max_cols`` panels is wrapped onto lines of ``max_cols`` (the
-      incomplete last line centred), keeping the reading order;
+    - a single row of more than ``max_cols`` panels with axes is wrapped onto lines of
+      ``max_cols`` (the incomplete last line centred), keeping the reading order (a strip of
+      images drawn without axes stays one row);
     - a figure wider than ``width`` inches is narrowed to it (its height shrinks less, so panels
       stay readable);
     - text smaller than ``min_fontsize`` points (default: the style's ``font.size``, 10 pt) is
@@ -144,7 +145,9 @@ def fit_to_column(fig, width: float = COLUMN_WIDTH, max_cols: int = MAX_COLS,
     if panels and len(grids) == 1 and fig.get_layout_engine() is not None:
         gs = specs[0].get_gridspec()
         one_cell = all(sp.num1 == sp.num2 for sp in specs)
-        if gs.nrows == 1 and gs.ncols > max_cols and one_cell and len(panels) == gs.ncols:
+        plotted = all(a.axison for a in panels)  # a strip of images without axes stays a row
+        if (gs.nrows == 1 and gs.ncols > max_cols and one_cell and plotted
+                and len(panels) == gs.ncols):
             n, cols = len(panels), max_cols
             rows = -(-n // cols)
             new = fig.add_gridspec(rows, 2 * cols)
