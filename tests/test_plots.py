@@ -5,10 +5,10 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
 
-from dlopt import plots  # noqa: E402
+from dlopt import plots
 
 
 def _geometry(ax):
@@ -44,7 +44,7 @@ def test_fit_to_column_wraps_narrows_and_enlarges_small_text():
         a.legend(fontsize=8)
         a.tick_params(labelsize=7)
     plots.fit_to_column(fig)
-    w, h = fig.get_size_inches()
+    w, _ = fig.get_size_inches()
     assert w <= plots.COLUMN_WIDTH + 1e-9
     assert [_geometry(a) for a in ax] == [(0, 0), (0, 2), (1, 1)]
     fig.canvas.draw()

@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "colab"
 sys.path.insert(0, str(Path(__file__).parent))
-from execute_pages import toc_pages  # noqa: E402  (the book's notebook pages, in reading order)
+from execute_pages import toc_pages
 
 SETUP = '''\
 # Setup: makes `dlopt` importable. Does nothing where it is installed (Binder, JupyterLab from

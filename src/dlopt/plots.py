@@ -8,14 +8,24 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["COLORS", "COLUMN_WIDTH", "MAX_COLS", "use_style", "subplots", "fit_to_column", "axes",
-           "contour", "path", "loss_curves"]
+__all__ = [
+    "COLORS",
+    "COLUMN_WIDTH",
+    "MAX_COLS",
+    "axes",
+    "contour",
+    "fit_to_column",
+    "loss_curves",
+    "path",
+    "subplots",
+    "use_style",
+]
 
 #: The palette every figure cycles through (colour-blind safe, Okabe & Ito).
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
