@@ -53,6 +53,12 @@
   ].join(",");
 
   function markOverflow() {
+    // inline formulas: the theme clips a span.math wider than the line; let it scroll instead
+    document.querySelectorAll("span.math").forEach(function (span) {
+      var overflows = span.scrollWidth > span.clientWidth + 1;
+      span.classList.toggle("dl-overflows", overflows);
+      span.classList.toggle("dl-scroll-cue", overflows);
+    });
     document.querySelectorAll(BOXES).forEach(function (box) {
       var overflows = box.scrollWidth > box.clientWidth + 1;
       box.classList.toggle("dl-overflows", overflows);
@@ -75,7 +81,7 @@
   var pending = null;
   function markSoon() {
     if (pending) window.clearTimeout(pending);
-    pending = window.setTimeout(markOverflow, 150);
+    pending = window.setTimeout(function () { labelTables(); markOverflow(); }, 150);
   }
 
   var SYMBOLS = {
