@@ -28,7 +28,8 @@
   function labelTables() {
     document.querySelectorAll(".bd-article table").forEach(function (table) {
       var head = table.querySelector("thead tr");
-      if (!head || table.classList.contains("dl-reflow")) return;
+      // prose tables only: a table of numbers printed by a cell reads better scrolled than as cards
+      if (!head || table.classList.contains("dl-reflow") || table.closest(".cell_output")) return;
       var labels = Array.prototype.map.call(head.children, function (th) {
         return th.textContent.trim();
       });
@@ -50,6 +51,7 @@
     "div.math mjx-container[display='true']",
     ".pst-scrollable-table-container",
     ".bd-article .table-wrapper",
+    ".cell_output .output.text_html",
   ].join(",");
 
   function markOverflow() {
