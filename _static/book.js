@@ -65,15 +65,17 @@
       var overflows = box.scrollWidth > box.clientWidth + 1;
       box.classList.toggle("dl-overflows", overflows);
       box.classList.toggle("dl-scroll-cue", overflows);
-      var anchor = box.closest("div.math") || box;  // div.math is a flex row: hint goes below it
-      var hint = anchor.nextElementSibling;
+      var math = box.closest("div.math");  // a flex row: the hint goes below it
+      var anchor = math || box;
+      var where = math ? "afterend" : "beforebegin";  // tables can be long: hint above them
+      var hint = math ? anchor.nextElementSibling : anchor.previousElementSibling;
       var hasHint = hint && hint.classList.contains("dl-overflow-hint");
       if (overflows && !hasHint) {
         hint = document.createElement("span");
         hint.className = "dl-overflow-hint";
         hint.setAttribute("aria-hidden", "true");
         hint.textContent = "scroll sideways \u2194";
-        anchor.insertAdjacentElement("afterend", hint);
+        anchor.insertAdjacentElement(where, hint);
       } else if (!overflows && hasHint) {
         hint.remove();
       }
