@@ -151,7 +151,6 @@
       .observe(results, { childList: true, subtree: true });
   }
 
-  window.dlBook = { plainMath: plainMath };  // for the browser test
 
   function init() {
     watchSearchResults();

@@ -51,3 +51,30 @@ def test_no_error_output_in_the_html(build_log):
         if re.search(r"Traceback \(most recent call last\)|class=\"output traceback|ParseFatalException", page):
             bad.append(f)
     assert not bad, f"pages whose HTML shows an error: {bad}"
+
+
+def test_launch_buttons_on_every_notebook_page(build_log):
+    """Binder (JupyterLab on the page's .md), Colab (the page's copy under colab/, which exists)
+    and live code (Thebe) on every executed page, all made from the one repository URL."""
+    import yaml
+
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    org_repo = repo["url"].rstrip("/").split("github.com/")[1]
+    html = ROOT / "_build" / "html"
+    bad = []
+    for f in toc_files():
+        src = ROOT / f"{f}.md"
+        if not src.exists() or "kernelspec:" not in src.read_text():
+            continue
+        page = (html / f"{f}.html").read_text()
+        binder = (f"https://mybinder.org/v2/gh/{org_repo}/{repo['branch']}"
+                  f"?urlpath=lab/tree/{f}.md")
+        colab = (f"https://colab.research.google.com/github/{org_repo}/blob/{repo['branch']}"
+                 f"/colab/{f}.ipynb")
+        missing = [name for name, ok in (("Binder", binder in page), ("Colab", colab in page),
+                                         ("Thebe", "initThebeSBT()" in page),
+                                         ("colab copy", (ROOT / "colab" / f"{f}.ipynb").exists()))
+                   if not ok]
+        if missing:
+            bad.append(f"{f}: {', '.join(missing)}")
+    assert not bad, "launch buttons missing:\n" + "\n".join(bad)
