@@ -1,39 +1,17 @@
-"""The book builds with every page executed, with zero warnings and no broken references."""
+"""The book builds with every page executed, with zero warnings and no broken references.
+
+The build itself is the session fixture ``build_log`` of tests/conftest.py (shared with the browser
+test, so one test run builds the book once)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from execute_pages import toc_files  # noqa: E402  (the page list the executor also uses)
-
-
-@pytest.fixture(scope="module")
-def build_log() -> str:
-    jb = Path(sys.executable).with_name("jupyter-book")
-    # execute the pages on every core first (fills the cache the build reads); see tools/
-    pre = subprocess.run([sys.executable, str(ROOT / "tools" / "execute_pages.py")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
-    assert pre.returncode == 0, pre.stdout + pre.stderr
-    proc = subprocess.run(
-        [str(jb), "build", str(ROOT), "--builder", "html", "-W", "-n", "--keep-going"],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        timeout=900,
-    )
-    log = proc.stdout + proc.stderr
-    print(pre.stdout)  # per-page execution times, shown by pytest -s or on failure
-    (ROOT / "_build").mkdir(exist_ok=True)
-    (ROOT / "_build" / "book-build.log").write_text(log)
-    (ROOT / "_build" / "execute-pages.log").write_text(pre.stdout + pre.stderr)
-    assert proc.returncode == 0, f"jupyter-book build failed:\n{log[-6000:]}"
-    return log
 
 
 # ipykernel's own log line about its transport, printed by every kernel start; not a Sphinx warning
@@ -73,3 +51,30 @@ def test_no_error_output_in_the_html(build_log):
         if re.search(r"Traceback \(most recent call last\)|class=\"output traceback|ParseFatalException", page):
             bad.append(f)
     assert not bad, f"pages whose HTML shows an error: {bad}"
+
+
+def test_launch_buttons_on_every_notebook_page(build_log):
+    """Binder (JupyterLab on the page's .md), Colab (the page's copy under colab/, which exists)
+    and live code (Thebe) on every executed page, all made from the one repository URL."""
+    import yaml
+
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    org_repo = repo["url"].rstrip("/").split("github.com/")[1]
+    html = ROOT / "_build" / "html"
+    bad = []
+    for f in toc_files():
+        src = ROOT / f"{f}.md"
+        if not src.exists() or "kernelspec:" not in src.read_text():
+            continue
+        page = (html / f"{f}.html").read_text()
+        binder = (f"https://mybinder.org/v2/gh/{org_repo}/{repo['branch']}"
+                  f"?urlpath=lab/tree/{f}.md")
+        colab = (f"https://colab.research.google.com/github/{org_repo}/blob/{repo['branch']}"
+                 f"/colab/{f}.ipynb")
+        missing = [name for name, ok in (("Binder", binder in page), ("Colab", colab in page),
+                                         ("Thebe", "initThebeSBT()" in page),
+                                         ("colab copy", (ROOT / "colab" / f"{f}.ipynb").exists()))
+                   if not ok]
+        if missing:
+            bad.append(f"{f}: {', '.join(missing)}")
+    assert not bad, "launch buttons missing:\n" + "\n".join(bad)

@@ -8,13 +8,24 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["COLORS", "use_style", "axes", "contour", "path", "loss_curves"]
+__all__ = [
+    "COLORS",
+    "COLUMN_WIDTH",
+    "MAX_COLS",
+    "axes",
+    "contour",
+    "fit_to_column",
+    "loss_curves",
+    "path",
+    "subplots",
+    "use_style",
+]
 
 #: The palette every figure cycles through (colour-blind safe, Okabe & Ito).
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -38,18 +49,184 @@ _STYLE = {
 }
 
 
+#: Width of the HTML book's text column in inches at the figures' 110 dpi (726 px; the column is
+#: about 730 px wide on a desktop screen). A figure no wider than this is shown at its natural size,
+#: so its 10 pt text is about 15 px tall, larger than the smallest text of the page (captions,
+#: about 14 px). ``tests/test_browser.py`` checks every figure of the built book against this.
+COLUMN_WIDTH = 6.6
+#: At most this many panels side by side; further panels of a row wrap onto the next lines.
+MAX_COLS = 2
+#: Default height of one row of panels, in inches.
+PANEL_HEIGHT = 3.0
+
+
+def _layout(nrows: int, ncols: int, max_cols: int) -> tuple[int, int]:
+    """Rows and columns in which ``nrows * ncols`` panels are drawn, at most ``max_cols`` wide."""
+    if ncols <= max_cols:
+        return nrows, ncols
+    n = nrows * ncols
+    return -(-n // max_cols), max_cols
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, height: float | None = None,
+             width: float | None = None, max_cols: int = MAX_COLS, sharex=False, sharey=False,
+             width_ratios=None, squeeze: bool = True, **fig_kw):
+    """A figure with ``nrows x ncols`` axes sized for the book's column, like ``plt.subplots``.
+
+    The figure is never wider than :data:`COLUMN_WIDTH` (``width`` can make it narrower), so the
+    text in it is never scaled down below the page's text. Rows of more than ``max_cols`` panels
+    are wrapped: the panels keep their reading order (left to right, then down), an incomplete
+    last line is centred, and the returned array still has the requested shape ``(nrows, ncols)``,
+    so ``ax[i, j]``, ``sharex`` and ``sharey`` (``True``, ``"row"``, ``"col"``) mean what they mean
+    for ``plt.subplots``. ``height`` is the height of one line of panels (default
+    :data:`PANEL_HEIGHT`). Returns ``(fig, axes)``.
+    """
+    if nrows < 1 or ncols < 1 or max_cols < 1:
+        raise ValueError(f"need nrows, ncols, max_cols >= 1, got {nrows}, {ncols}, {max_cols}")
+    width = COLUMN_WIDTH if width is None else min(float(width), COLUMN_WIDTH)
+    height = PANEL_HEIGHT if height is None else float(height)
+    rows, cols = _layout(nrows, ncols, max_cols)
+    wrapped = (rows, cols) != (nrows, ncols)
+    fig_kw.setdefault("layout", "constrained")
+    fig = plt.figure(figsize=(width, height * rows), **fig_kw)
+    # each panel spans two half-columns, so an incomplete last line can be centred
+    gs = fig.add_gridspec(rows, 2 * cols,
+                          width_ratios=None if (wrapped or width_ratios is None)
+                          else np.repeat(np.asarray(width_ratios, dtype=float), 2))
+    n = nrows * ncols
+    last = n - (rows - 1) * cols  # panels on the last line
+    ax = np.empty((nrows, ncols), dtype=object)
+    for k in range(n):
+        i, j = divmod(k, ncols)
+        r, c = divmod(k, cols)
+        offset = (cols - last) if (r == rows - 1 and last < cols) else 0
+        share = {}
+        for key, mode in (("sharex", sharex), ("sharey", sharey)):
+            if mode is True or mode == "all":
+                share[key] = ax[0, 0] if k else None
+            elif mode == "row":
+                share[key] = ax[i, 0] if j else None
+            elif mode == "col":
+                share[key] = ax[0, j] if i else None
+            elif mode not in (False, "none"):
+                raise ValueError(f"{key} must be True, False, 'all', 'row', 'col' or 'none', got {mode!r}")
+        ax[i, j] = fig.add_subplot(gs[r, 2 * c + offset: 2 * c + offset + 2], **share)
+    if squeeze:
+        if n == 1:
+            return fig, ax[0, 0]
+        if nrows == 1 or ncols == 1:
+            return fig, ax.ravel()
+    return fig, ax
+
+
 def use_style() -> None:
     """Apply the book's matplotlib style (called on import of this module)."""
     mpl.rcParams.update(_STYLE)
 
 
+def fit_to_column(fig, width: float = COLUMN_WIDTH, max_cols: int = MAX_COLS,
+                  min_fontsize: float | None = None):
+    """Make an existing figure fit the book's column, in place; returns it.
+
+    Every figure a page shows goes through this (see :func:`_install_display_hook`), including
+    figures a chapter made with ``plt.subplots`` directly:
+
+    - a single row of more than ``max_cols`` panels with axes is wrapped onto lines of
+      ``max_cols`` (the incomplete last line centred), keeping the reading order (a strip of
+      images drawn without axes stays one row);
+    - a figure wider than ``width`` inches is narrowed to it (its height shrinks less, so panels
+      stay readable);
+    - text smaller than ``min_fontsize`` points (default: the style's ``font.size``, 10 pt) is
+      enlarged to it: tick labels, legends, annotations.
+
+    Drawn at the figures' dpi, the figure is then shown at its natural size in the column and its
+    text is never smaller than the page's.
+    """
+    from matplotlib.text import Text
+
+    if getattr(fig, "_dlopt_fitted", False):
+        return fig
+    min_fontsize = float(mpl.rcParams["font.size"] if min_fontsize is None else min_fontsize)
+    w, h = fig.get_size_inches()
+    panels = [a for a in fig.axes if a.get_subplotspec() is not None]
+    specs = [a.get_subplotspec() for a in panels]
+    grids = {id(sp.get_gridspec()) for sp in specs}
+    wrapped = False
+    if panels and len(grids) == 1 and fig.get_layout_engine() is not None:
+        gs = specs[0].get_gridspec()
+        one_cell = all(sp.num1 == sp.num2 for sp in specs)
+        plotted = all(a.axison for a in panels)  # a strip of images without axes stays a row
+        if (gs.nrows == 1 and gs.ncols > max_cols and one_cell and plotted
+                and len(panels) == gs.ncols):
+            n, cols = len(panels), max_cols
+            rows = -(-n // cols)
+            new = fig.add_gridspec(rows, 2 * cols)
+            last = n - (rows - 1) * cols
+            for k, ax in enumerate(sorted(panels, key=lambda a: a.get_subplotspec().colspan.start)):
+                r, c = divmod(k, cols)
+                off = (cols - last) if (r == rows - 1 and last < cols) else 0
+                ax.set_subplotspec(new[r, 2 * c + off: 2 * c + off + 2])
+                if c == 0:  # first on its line: show the y tick labels sharey had hidden
+                    ax.tick_params(axis="y", labelleft=True)
+            fig.set_size_inches(min(w, width), rows * min(h, PANEL_HEIGHT * 1.1))
+            wrapped = True
+    if not wrapped and w > width:
+        fig.set_size_inches(width, max(h * width / w, min(h, 0.42 * width)))
+    for ax in fig.axes:
+        for which, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            labels = axis.get_majorticklabels() + axis.get_minorticklabels()
+            if any(t.get_fontsize() < min_fontsize for t in labels):
+                ax.tick_params(axis=which, which="both", labelsize=min_fontsize)
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < min_fontsize:
+            text.set_fontsize(min_fontsize)
+    fig._dlopt_fitted = True
+    return fig
+
+
+def _install_display_hook() -> None:
+    """In IPython (the book's pages, notebooks), show every matplotlib figure through
+    :func:`fit_to_column`: wraps the PNG formatter the inline backend registered for figures."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - plain Python: nothing is displayed
+        return
+    ip = get_ipython()
+    if ip is None or not hasattr(ip, "display_formatter"):
+        return
+    try:  # configure the inline backend now, so that the formatter wrapped below is its own
+        import matplotlib_inline.backend_inline  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
+    from matplotlib.figure import Figure
+
+    png = ip.display_formatter.formatters["image/png"]
+    try:
+        inner = png.lookup_by_type(Figure)
+    except KeyError:
+        return
+    if getattr(inner, "_dlopt_hook", False):
+        return
+
+    def show(fig):
+        return inner(fit_to_column(fig))
+
+    show._dlopt_hook = True
+    png.for_type(Figure, show)
+
+
 use_style()
+_install_display_hook()
 
 
 def axes(ncols: int = 1, nrows: int = 1, width: float = 4.4, height: float = 3.6, **kw):
-    """A row (or grid) of axes sized for the book's column; returns the axes (squeezed)."""
-    fig, ax = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
-                           layout="constrained", **kw)
+    """A row (or grid) of axes sized for the book's column; returns the axes (squeezed).
+
+    ``width`` is the width of one panel; the figure is capped at :data:`COLUMN_WIDTH` and wraps
+    rows of more than :data:`MAX_COLS` panels (see :func:`subplots`).
+    """
+    _, ax = subplots(nrows, ncols, width=width * min(ncols, MAX_COLS), height=height,
+                     squeeze=False, **kw)
     return ax[0, 0] if ax.size == 1 else ax.ravel()
 
 

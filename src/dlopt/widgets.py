@@ -251,9 +251,9 @@ class PathExplorer:
         return w.VBox([w.HBox(list(controls.values())), self._image])
 
     def _repr_png_(self):
-        """Display the figure itself (a full render) in notebooks."""
+        """Display the figure itself (a full render) in notebooks, sized for the book's column."""
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png")
+        plots.fit_to_column(self.figure).savefig(buf, format="png")
         return buf.getvalue()
 
 
@@ -359,7 +359,7 @@ class ScheduleBasinExplorer:
 
     def _repr_png_(self):
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png")
+        plots.fit_to_column(self.figure).savefig(buf, format="png")
         return buf.getvalue()
 
 
