@@ -383,12 +383,12 @@ class LeastSquares(Objective):
         return (Xb @ np.asarray(w, dtype=float) - self.y[idx]) @ Xb / idx.size
 
     def sampler(self, batch_size: int, rng: np.random.Generator):
-        """A gradient oracle ``g(w, t)`` that draws a fresh mini-batch (without replacement
+        """A gradient oracle ``g(w, k, rng)`` (using its own ``rng``) that draws a fresh mini-batch (without replacement
         within the batch) at every call -- pass it to :func:`dlopt.run` as ``grad=``."""
         if not 1 <= batch_size <= self.m:
             raise ValueError(f"batch_size must be in [1, {self.m}], got {batch_size}")
 
-        def oracle(w, t):
+        def oracle(w, k, rng_=None):
             return self.batch_grad(w, rng.choice(self.m, size=batch_size, replace=False))
 
         return oracle
@@ -512,12 +512,12 @@ class RobustRegression(Objective):
         return np.einsum("...b,...bn->...n", 2.0 * r / (1.0 + r * r) ** 2, Xb) / idx.shape[-1]
 
     def sampler(self, batch_size: int, rng: np.random.Generator):
-        """A gradient oracle ``g(w, t)`` drawing a fresh mini-batch (with replacement) per call;
+        """A gradient oracle ``g(w, k, rng)`` (using its own ``rng``) drawing a fresh mini-batch (with replacement) per call;
         for a stack ``w`` of shape ``(S, n)`` each row gets its own batch."""
         if not 1 <= batch_size <= self.m:
             raise ValueError(f"batch_size must be in [1, {self.m}], got {batch_size}")
 
-        def oracle(w, t):
+        def oracle(w, k, rng_=None):
             shape = np.shape(w)[:-1] + (batch_size,)
             return self.batch_grad(w, rng.integers(0, self.m, size=shape))
 

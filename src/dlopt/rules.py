@@ -161,13 +161,21 @@ def nesterov(param, grad, state, *, lr, beta=0.9):
     ``torch.optim.SGD(momentum=beta, nesterov=True)``: its buffer is
     :math:`b = -v/\eta` (for a constant :math:`\eta`) and its update
     :math:`y \leftarrow y - \eta (g + \beta b)` is the line above.
+
+    A momentum that changes with the step, :math:`\beta_k`, is allowed (pass a schedule to
+    :func:`dlopt.run`): since :math:`y_k = x_k + \beta_{k-1} v_k`, the velocity is
+    :math:`v_{k+1} = \beta_{k-1} v_k - \eta\nabla f(y_k)` and the look-ahead
+    :math:`y_{k+1} = y_k - \eta\nabla f(y_k) + \beta_k v_{k+1}`; the rule keeps
+    :math:`\beta_{k-1}` in ``state["beta"]``. With :math:`\beta_k = k/(k+3)` this is Nesterov's
+    accelerated gradient for convex problems.
     """
     _check(lr=lr, beta=beta)
     v = _buffer(state, "velocity", param)
-    v *= beta
-    _axpy_(v, grad, -lr)        # v ← β v - η ∇f(y)
-    _axpy_(param, grad, -lr)    # y ← y - η ∇f(y) ...
-    _axpy_(param, v, beta)      #       ... + β v
+    v *= state.get("beta", beta)   # β_{k-1} v
+    _axpy_(v, grad, -lr)           # v ← β_{k-1} v - η ∇f(y)
+    _axpy_(param, grad, -lr)       # y ← y - η ∇f(y) ...
+    _axpy_(param, v, beta)         #       ... + β_k v
+    state["beta"] = beta
 
 
 def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
@@ -408,7 +416,7 @@ _RULES = {
     "lr": (lambda v: 0.0 <= v, "Invalid learning rate: {}"),
     "eps": (lambda v: 0.0 <= v, "Invalid epsilon value: {}"),
     "momentum": (lambda v: 0.0 <= v, "Invalid momentum value: {}"),
-    "beta": (lambda v: 0.0 <= v, "Invalid beta value: {}"),
+    "beta": (lambda v: 0.0 <= v < 1.0, "Invalid beta value: {}"),
     "weight_decay": (lambda v: 0.0 <= v, "Invalid weight_decay value: {}"),
     "lr_decay": (lambda v: 0.0 <= v, "Invalid lr_decay value: {}"),
     "initial_accumulator_value": (lambda v: 0.0 <= v, "Invalid initial_accumulator_value value: {}"),

@@ -33,7 +33,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from . import plots
-from .trajectory import Trajectory
+from .optim.runner import Trajectory, run
 
 __all__ = ["PathExplorer"]
 
@@ -124,23 +124,18 @@ class PathExplorer:
     def compute(self, **params) -> dict[str, Trajectory]:
         """Run every method with the given parameters; returns ``{label: Trajectory}``.
 
-        The loop calls the same rule as :func:`dlopt.run` and gives the same iterates, but leaves
-        out the per-step bookkeeping: values and gradient norms are evaluated for the whole path
-        in one batched call afterwards, and the path is cut where it blows up (as ``run`` does).
-        That halves the time of a 500-step path.
+        Each path is :func:`dlopt.run` recording only the iterates; values and gradient norms are
+        evaluated for the whole path in one batched call afterwards, and the path is cut where it
+        blows up (as ``run`` does with a single run). That halves the time of a 500-step path.
         """
         out = {}
         for label, (rule, _, _) in self.methods.items():
             kw = self._kwargs(label, params)
             lr = float(kw.pop("lr"))
-            x, state = self.x0.copy(), {}
-            xs = np.empty((self.steps + 1, 2))
-            xs[0] = x
+            xs = run(rule, self.objective, self.x0, self.steps, lr=lr, record=("x",), blowup=None,
+                     **kw).xs
             grad = self.objective.grad
             with np.errstate(over="ignore", invalid="ignore"):
-                for k in range(self.steps):
-                    rule(x, grad(x), state, lr=lr, **kw)
-                    xs[k + 1] = x
                 values = self.objective.value(xs)
                 bad = ~np.isfinite(values) | (np.abs(values) > self.blowup)
                 diverged = bool(bad.any())
