@@ -48,6 +48,8 @@ A rule's body should read like the formula in the book: the chapter shows it wit
 
 from __future__ import annotations
 
+import functools
+import operator
 import sys
 
 import numpy as np
@@ -69,11 +71,103 @@ __all__ = [
 ]
 
 
+class _Many(list):
+    """Several arrays (or tensors) updated as one parameter: arithmetic applies entry by entry.
+
+    A rule called with a list or dict of arrays sees its parameters, gradients and state buffers as
+    ``_Many`` lists, so its body -- ``v *= beta``, ``m / (1 - beta1**t)`` -- is unchanged; the
+    helpers below dispatch a ``_Many`` entry by entry (the place a list of tensors can go to
+    ``torch._foreach_*`` ops).
+    """
+
+    __slots__ = ()
+    __array_ufunc__ = None  # numpy scalars defer to _Many's reflected operators
+
+    def _map(self, fn, other):
+        if isinstance(other, _Many):
+            return _Many(fn(a, b) for a, b in zip(self, other, strict=True))
+        return _Many(fn(a, other) for a in self)
+
+    def _imap(self, fn, other):
+        others = other if isinstance(other, _Many) else [other] * len(self)
+        for i, (a, b) in enumerate(zip(self, others, strict=True)):
+            self[i] = fn(a, b)  # numpy and torch update ``a`` in place and return it
+        return self
+
+    def __add__(self, o): return self._map(operator.add, o)  # noqa: E704
+    def __radd__(self, o): return self._map(lambda a, b: b + a, o)  # noqa: E704
+    def __sub__(self, o): return self._map(operator.sub, o)  # noqa: E704
+    def __rsub__(self, o): return self._map(lambda a, b: b - a, o)  # noqa: E704
+    def __mul__(self, o): return self._map(operator.mul, o)  # noqa: E704
+    def __rmul__(self, o): return self._map(lambda a, b: b * a, o)  # noqa: E704
+    def __truediv__(self, o): return self._map(operator.truediv, o)  # noqa: E704
+    def __rtruediv__(self, o): return self._map(lambda a, b: b / a, o)  # noqa: E704
+    def __neg__(self): return _Many(-a for a in self)  # noqa: E704
+    def __iadd__(self, o): return self._imap(operator.iadd, o)  # noqa: E704
+    def __isub__(self, o): return self._imap(operator.isub, o)  # noqa: E704
+    def __imul__(self, o): return self._imap(operator.imul, o)  # noqa: E704
+    def __itruediv__(self, o): return self._imap(operator.itruediv, o)  # noqa: E704
+
+
+def _each(fn, *args):
+    """Apply a helper entry by entry over the ``_Many`` arguments (others are shared)."""
+    n = next(len(a) for a in args if isinstance(a, _Many))
+    cols = [a if isinstance(a, _Many) else [a] * n for a in args]
+    return _Many(fn(*row) for row in zip(*cols, strict=True))
+
+
+def _as_param(x, what: str):
+    """Check one parameter array (or tensor): floating point."""
+    if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{what} must be a floating-point array (updated in place), got dtype {x.dtype}; "
+                            "convert it with np.asarray(x, dtype=float)")
+        return x
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        if not (x.is_floating_point() or x.is_complex()):
+            raise TypeError(f"{what} must be a floating-point tensor, got dtype {x.dtype}")
+        return x
+    raise TypeError(f"{what} must be a numpy array or a torch tensor (or a list/dict of them), "
+                    f"got {type(x).__name__}")
+
+
+def _over_collections(rule):
+    """Let ``rule`` take one array or a list/tuple/dict of arrays (numpy or torch) as ``param``.
+
+    With a collection, ``grad`` is the same kind of collection (a dict: the same keys); ``state``
+    holds one buffer per name for the whole collection (a list of arrays, in ``param``'s order).
+    """
+
+    @functools.wraps(rule)
+    def step(param, grad, state=None, **hyperparameters):
+        if isinstance(param, (list, tuple, dict)) and not isinstance(param, _Many):
+            if isinstance(param, dict):
+                if not isinstance(grad, dict) or grad.keys() != param.keys():
+                    raise TypeError("with a dict of parameters, grad must be a dict with the same keys")
+                param, grad = list(param.values()), list(grad.values())
+            elif not isinstance(grad, (list, tuple)) or len(grad) != len(param):
+                raise TypeError(f"with {len(param)} parameters, grad must be a list of {len(param)} arrays")
+            if not param:
+                raise ValueError("empty list of parameters")
+            param = _Many(_as_param(p, f"parameter {i}") for i, p in enumerate(param))
+            grad = _Many(grad)
+        elif not isinstance(param, _Many):
+            _as_param(param, "param")
+        return rule(param, grad, state, **hyperparameters)
+
+    return step
+
+
 def _norm(x) -> float:
-    """Euclidean norm of a numpy array or torch tensor, as a Python float."""
+    """Euclidean norm of a numpy array or torch tensor (of all entries of a collection), as a
+    Python float."""
+    if isinstance(x, _Many):
+        return sum(float((a * a).sum()) for a in x) ** 0.5
     return float((x * x).sum()) ** 0.5
 
 
+@_over_collections
 def gd(param, grad, state=None, *, lr: float):
     r"""Gradient descent: :math:`x_{k+1} = x_k - \eta\,\nabla f(x_k)`.
 
@@ -84,6 +178,7 @@ def gd(param, grad, state=None, *, lr: float):
     param -= lr * grad
 
 
+@_over_collections
 def normalized_gd(param, grad, state=None, *, lr: float):
     r"""Normalized steepest descent: a step of fixed length :math:`\eta` along
     :math:`-\nabla f(x_k)/\lVert\nabla f(x_k)\rVert`.
@@ -97,6 +192,7 @@ def normalized_gd(param, grad, state=None, *, lr: float):
         param -= (lr / norm) * grad
 
 
+@_over_collections
 def sgd(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
         nesterov=False, maximize=False):
     r"""Stochastic gradient descent with momentum, exactly as ``torch.optim.SGD``.
@@ -125,6 +221,7 @@ def sgd(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0, weight_deca
     _axpy_(param, g, -lr)                                # x ← x - η d
 
 
+@_over_collections
 def heavy_ball(param, grad, state, *, lr, beta=0.9):
     r"""Polyak's heavy-ball method.
 
@@ -143,6 +240,7 @@ def heavy_ball(param, grad, state, *, lr, beta=0.9):
     param += v                  # x ← x + v
 
 
+@_over_collections
 def nesterov(param, grad, state, *, lr, beta=0.9):
     r"""Nesterov's accelerated gradient, with the gradient evaluated at the current point.
 
@@ -178,6 +276,7 @@ def nesterov(param, grad, state, *, lr, beta=0.9):
     state["beta"] = beta
 
 
+@_over_collections
 def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
             initial_accumulator_value=0.0, eps=1e-10, maximize=False):
     r"""AdaGrad, exactly as ``torch.optim.Adagrad``.
@@ -201,6 +300,7 @@ def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
     _addcdiv_(param, g, std, -clr)        # x ← x - η_t g / (√G + ε)
 
 
+@_over_collections
 def rmsprop(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
             momentum=0.0, centered=False, maximize=False):
     r"""RMSprop, exactly as ``torch.optim.RMSprop``.
@@ -235,6 +335,7 @@ def rmsprop(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0
         _addcdiv_(param, g, s, -lr)                  # x ← x - η g / s
 
 
+@_over_collections
 def adadelta(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
              maximize=False):
     r"""AdaDelta, exactly as ``torch.optim.Adadelta``.
@@ -259,6 +360,7 @@ def adadelta(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
     _axpy_(param, delta, -lr)            # x ← x - η Δ
 
 
+@_over_collections
 def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
          amsgrad=False, maximize=False, decoupled_weight_decay=False):
     r"""Adam, exactly as ``torch.optim.Adam`` (AMSGrad variant with ``amsgrad=True``).
@@ -292,6 +394,7 @@ def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_de
     _addcdiv_(param, m, denom, -lr / (1 - beta1**t))     # x ← x - η/(1-β1^t) · m / denom
 
 
+@_over_collections
 def adamw(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
           amsgrad=False, maximize=False):
     r"""AdamW, exactly as ``torch.optim.AdamW``: :func:`adam` with decoupled weight decay,
@@ -304,6 +407,7 @@ def adamw(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
          amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
 
+@_over_collections
 def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
           momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False):
     r"""NAdam (Adam with Nesterov momentum), exactly as ``torch.optim.NAdam``.
@@ -340,6 +444,7 @@ def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     _addcdiv_(param, m, denom, -lr * mu_next / (1 - mu_product * mu_next))
 
 
+@_over_collections
 def radam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
           decoupled_weight_decay=False, maximize=False):
     r"""Rectified Adam, exactly as ``torch.optim.RAdam``.
@@ -378,6 +483,7 @@ def radam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
         param -= m_hat * lr
 
 
+@_over_collections
 def namsgrad(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
     r"""NAMSGrad: a Nesterov look-ahead on the first moment, AMSGrad's monotone second moment,
     no bias correction.
@@ -454,6 +560,8 @@ def _check(**hyperparameters) -> None:
 
 
 def _is_numpy(x) -> bool:
+    if isinstance(x, _Many):
+        return isinstance(x[0], np.ndarray)
     return isinstance(x, np.ndarray)
 
 
@@ -461,7 +569,9 @@ def _buffer(state, name, like, fill=0.0):
     """``state[name]``, created as an array like ``like`` filled with ``fill`` on first use."""
     buf = state.get(name)
     if buf is None:
-        if _is_numpy(like):
+        if isinstance(like, _Many):
+            buf = _Many(_buffer({}, name, a, fill) for a in like)
+        elif _is_numpy(like):
             buf = np.full_like(like, fill)
         else:
             import torch
@@ -515,11 +625,16 @@ def _number(x) -> bool:
 
 
 def _copy(x):
+    """A new array equal to ``x``."""
+    if isinstance(x, _Many):
+        return _each(_copy, x)
     return x.copy() if _is_numpy(x) else x.detach().clone()
 
 
 def _plus(x, y, alpha):
     """A new array ``x + alpha * y``."""
+    if isinstance(x, _Many):
+        return _each(_plus, x, y, alpha)
     return x.add(y, alpha=alpha) if not _is_numpy(x) and _number(alpha) else x + alpha * y
 
 
@@ -538,6 +653,8 @@ def _decayed_grad(param, grad, *, lr, weight_decay, maximize=False, decoupled=Fa
 
 def _axpy_(y, x, alpha):
     """``y ← y + alpha * x`` in place."""
+    if isinstance(y, _Many):
+        return _each(_axpy_, y, x, alpha)
     if _is_numpy(y):
         y += alpha * x
     elif _number(alpha):
@@ -548,6 +665,8 @@ def _axpy_(y, x, alpha):
 
 def _ema_(m, x, beta):
     """Exponential moving average in place: ``m ← beta * m + (1 - beta) * x``."""
+    if isinstance(m, _Many):
+        return _each(_ema_, m, x, beta)
     if _is_numpy(m):
         w = 1 - beta  # torch's lerp: m + w (x - m), or x - (1 - w)(x - m) for w ≥ 1/2
         d = np.subtract(x, m)
@@ -563,6 +682,8 @@ def _ema_(m, x, beta):
 
 def _ema_sq_(v, x, beta):
     """Exponential moving average of squares in place: ``v ← beta * v + (1 - beta) * x²``."""
+    if isinstance(v, _Many):
+        return _each(_ema_sq_, v, x, beta)
     if _is_numpy(v):
         v *= beta
         _addcmul_(v, x, x, 1 - beta)
@@ -574,6 +695,8 @@ def _ema_sq_(v, x, beta):
 
 def _addcmul_(y, a, b, value):
     """``y ← y + value * a * b`` in place."""
+    if isinstance(y, _Many):
+        return _each(_addcmul_, y, a, b, value)
     if _is_numpy(y):
         t = np.multiply(a, value)
         t *= b
@@ -586,6 +709,8 @@ def _addcmul_(y, a, b, value):
 
 def _addcmul(y, a, b, value):
     """A new array ``y + value * a * b``."""
+    if isinstance(y, _Many):
+        return _each(_addcmul, y, a, b, value)
     if _is_numpy(y):
         t = np.multiply(a, value)
         t *= b
@@ -595,6 +720,8 @@ def _addcmul(y, a, b, value):
 
 def _addcdiv_(y, a, b, value):
     """``y ← y + value * a / b`` in place."""
+    if isinstance(y, _Many):
+        return _each(_addcdiv_, y, a, b, value)
     if _is_numpy(y):
         t = np.multiply(a, value)
         t /= b
@@ -607,11 +734,15 @@ def _addcdiv_(y, a, b, value):
 
 def _sqrt(x):
     """A new array ``√x``."""
+    if isinstance(x, _Many):
+        return _each(_sqrt, x)
     return np.sqrt(x) if _is_numpy(x) else x.sqrt()
 
 
 def _sqrt_(x):
     """``x ← √x`` in place; returns ``x``."""
+    if isinstance(x, _Many):
+        return _each(_sqrt_, x)
     if _is_numpy(x):
         return np.sqrt(x, out=x)
     return x.sqrt_()
@@ -619,6 +750,8 @@ def _sqrt_(x):
 
 def _max_(y, x):
     """``y ← max(y, x)`` elementwise in place; returns ``y``."""
+    if isinstance(y, _Many):
+        return _each(_max_, y, x)
     if _is_numpy(y):
         return np.maximum(y, x, out=y)
     import torch
