@@ -120,8 +120,11 @@ def test_polyak_average_and_ci():
     xs = np.arange(10.0)[:, None] * np.ones((1, 3))
     avg = stochastic.polyak_average(xs, start=2)
     assert avg.shape == (8, 3) and np.allclose(avg[:, 0], [np.mean(np.arange(2, k + 1)) for k in range(2, 10)])
-    m, lo, hi = stochastic.mean_ci(np.random.default_rng(0).standard_normal((400, 2)))
-    assert np.all(lo < m) and np.all(m < hi) and np.all(hi - lo < 0.3)
+    m, half = stochastic.mean_ci(np.random.default_rng(0).standard_normal((400, 2)), level=0.95)
+    assert np.all(half > 0) and np.all(2 * half < 0.3)
+    np.testing.assert_allclose(half, stochastic.mean_ci(np.random.default_rng(0).standard_normal((400, 2)))[1],
+                               rtol=1e-4)  # level 0.95 is z = 1.95996...
+    assert stochastic.mean_halfwidth is stochastic.mean_ci
 
 
 def test_two_state_occupancy():

@@ -23,6 +23,7 @@ __all__ = [
     "gradient",
     "jacobian",
     "hessian",
+    "hessian_vector_product",
     "directional_derivative",
     "gradient_error",
     "taylor",
@@ -73,8 +74,9 @@ def jacobian(F: Callable, x, h: float = 1e-6) -> np.ndarray:
     return np.stack(cols, axis=-1)
 
 
-def hessian(f: Callable, x, h: float = 1e-4, grad: Callable | None = None) -> np.ndarray:
-    r"""Finite-difference Hessian, symmetrised.
+def hessian(f: Callable | None, x, h: float = 1e-4, grad: Callable | None = None) -> np.ndarray:
+    r"""Finite-difference Hessian, symmetrised: the one implementation (``landscape.hessian_from_grad``
+    and ``secondorder.fd_hessian`` call it).
 
     With ``grad`` (an exact gradient) it is the central-difference Jacobian of the gradient,
     step ``h``; otherwise second differences of ``f``:
@@ -85,6 +87,8 @@ def hessian(f: Callable, x, h: float = 1e-4, grad: Callable | None = None) -> np
     n = x.size
     if grad is not None:
         H = jacobian(lambda z: np.asarray(grad(z), dtype=float), x, h)
+    elif f is None:
+        raise ValueError("hessian() needs f or grad")
     else:
         H = np.empty((n, n))
         E = np.eye(n) * h
@@ -93,6 +97,29 @@ def hessian(f: Callable, x, h: float = 1e-4, grad: Callable | None = None) -> np
                 H[i, j] = H[j, i] = (float(f(x + E[i] + E[j])) - float(f(x + E[i] - E[j]))
                                      - float(f(x - E[i] + E[j])) + float(f(x - E[i] - E[j]))) / (4 * h * h)
     return 0.5 * (H + H.T)
+
+
+def _fd_eps(x, v) -> float:
+    """Central-difference step: cube root of machine epsilon, scaled to x and v."""
+    vnorm = float(np.linalg.norm(v))
+    return np.finfo(float).eps ** (1 / 3) * max(1.0, float(np.linalg.norm(x))) / max(vnorm, 1e-300)
+
+
+def hessian_vector_product(grad, x, v, eps: float | None = None):
+    r"""Finite-difference Hessian-vector product from two gradients,
+
+    .. math:: \nabla^2f(x)\,v\approx\frac{\nabla f(x+\varepsilon v)-\nabla f(x-\varepsilon v)}{2\varepsilon},
+
+    exact for quadratics and accurate to :math:`O(\varepsilon^2)` otherwise. ``grad`` is a
+    callable or an objective with ``.grad``; by default :math:`\varepsilon` is the cube root of the
+    machine epsilon, scaled by :math:`\max(1,\lVert x\rVert)/\lVert v\rVert`.
+    """
+    grad = grad.grad if hasattr(grad, "grad") else grad
+    x, v = np.asarray(x, dtype=float), np.asarray(v, dtype=float)
+    if not np.any(v):
+        return np.zeros_like(x)
+    eps = _fd_eps(x, v) if eps is None else float(eps)
+    return (np.asarray(grad(x + eps * v)) - np.asarray(grad(x - eps * v))) / (2 * eps)
 
 
 def directional_derivative(f: Callable, x, v, h: float = 1e-6) -> float:

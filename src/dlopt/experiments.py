@@ -6,7 +6,8 @@ r"""Experiment harnesses for the chapter on adaptive methods (and anyone who nee
 - :func:`run_batch` advances many independent runs at once: the iterate is an ``(S, n)`` array,
   one row per run (seed), and the rules of :mod:`dlopt.rules`, being coordinate-wise, update all
   rows in one call. An optional projection keeps the iterates in a box (online problems).
-- :func:`mean_ci` turns the per-seed results into a mean and a confidence half-width.
+- :func:`mean_ci` (:func:`dlopt.stochastic.mean_ci`) turns the per-seed results into a mean and a
+  confidence half-width.
 - :func:`mlp_grad` and :func:`mlp_sampler` give the gradient of a :class:`dlopt.nn.MLP` for a
   *stack* of parameter vectors (one network per row), so that :func:`run_batch` trains many
   networks -- seeds -- in one vectorised loop.
@@ -21,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .optim.runner import as_oracle, run
-from .stochastic import mean_halfwidth
+from .stochastic import mean_ci
 
 __all__ = ["replay", "run_batch", "mean_ci", "mlp_grad", "mlp_sampler", "digits_cnn", "train_classifier"]
 
@@ -92,12 +93,6 @@ def run_batch(rule: Callable, grad: Callable, x0, steps: int, *, lr, project=Non
     if trace:
         return traj.xs, {name: traj.lrs if name == "lr" else traj.trace[name] for name in trace}
     return traj.xs
-
-
-def mean_ci(values, axis: int = 0, z: float = 1.96):
-    """Mean and normal-approximation confidence half-width ``z·std/√S`` over the ``S`` runs along
-    ``axis``: :func:`dlopt.stochastic.mean_halfwidth` (non-finite runs make the mean non-finite)."""
-    return mean_halfwidth(values, axis, z)
 
 
 def mlp_grad(net, Theta, X, y, loss: str = "squared"):

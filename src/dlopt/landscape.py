@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from .calculus import hessian, hessian_vector_product
 from .functions import Objective
 
 __all__ = [
@@ -80,15 +81,9 @@ class TwoUnitNetwork(Objective):
 
 
 def hessian_from_grad(grad: Callable, theta, h: float = 1e-5) -> np.ndarray:
-    r"""Symmetrised central-difference Jacobian of an exact gradient: the Hessian, error :math:`O(h^2)`."""
-    theta = np.asarray(theta, dtype=float)
-    n = theta.size
-    H = np.empty((n, n))
-    for i in range(n):
-        e = np.zeros(n)
-        e[i] = h
-        H[:, i] = (np.asarray(grad(theta + e)) - np.asarray(grad(theta - e))) / (2 * h)
-    return 0.5 * (H + H.T)
+    r"""Symmetrised central-difference Jacobian of an exact gradient: the Hessian, error
+    :math:`O(h^2)` (:func:`dlopt.calculus.hessian` with ``grad=``)."""
+    return hessian(None, theta, h, grad=grad)
 
 
 def index(H, tol: float = 1e-8) -> float:
@@ -180,7 +175,7 @@ def sharpness(grad: Callable, theta, iters: int = 100, h: float = 1e-4, seed: in
     v /= np.linalg.norm(v)
     lam = 0.0
     for _ in range(iters):
-        Hv = (np.asarray(grad(theta + h * v)) - np.asarray(grad(theta - h * v))) / (2 * h)
+        Hv = hessian_vector_product(grad, theta, v, eps=h)
         lam = float(v @ Hv)
         norm = np.linalg.norm(Hv)
         if norm == 0:

@@ -29,6 +29,9 @@ import math
 
 import numpy as np
 
+from . import calculus as _calculus
+from .calculus import _fd_eps
+from .calculus import hessian_vector_product as fd_hvp
 from .linesearch import Backtracking, strong_wolfe
 
 __all__ = [
@@ -196,34 +199,13 @@ def hutchinson_diagonal(hessp, n: int, samples: int = 100, rng=None):
     return total / samples
 
 
-def _fd_eps(x, v) -> float:
-    """Central-difference step: cube root of machine epsilon, scaled to x and v."""
-    vnorm = float(np.linalg.norm(v))
-    return np.finfo(float).eps ** (1 / 3) * max(1.0, float(np.linalg.norm(x))) / max(vnorm, 1e-300)
-
-
-def fd_hvp(grad, x, v, eps: float | None = None):
-    r"""Finite-difference Hessian-vector product from two gradients,
-
-    .. math:: \nabla^2f(x)\,v\approx\frac{\nabla f(x+\varepsilon v)-\nabla f(x-\varepsilon v)}{2\varepsilon},
-
-    exact for quadratics and accurate to :math:`O(\varepsilon^2)` otherwise. ``grad`` is a
-    callable or an objective with ``.grad``; by default :math:`\varepsilon` is the cube root of the
-    machine epsilon, scaled by :math:`\max(1,\lVert x\rVert)/\lVert v\rVert`.
-    """
-    grad = grad.grad if hasattr(grad, "grad") else grad
-    x, v = np.asarray(x, dtype=float), np.asarray(v, dtype=float)
-    if not np.any(v):
-        return np.zeros_like(x)
-    eps = _fd_eps(x, v) if eps is None else float(eps)
-    return (np.asarray(grad(x + eps * v)) - np.asarray(grad(x - eps * v))) / (2 * eps)
-
-
 def fd_hessian(grad, x, eps: float | None = None):
-    """The full Hessian by :func:`fd_hvp` on each coordinate vector (``2n`` gradients), symmetrised."""
+    """The full Hessian from ``2n`` gradients (:func:`dlopt.calculus.hessian` with ``grad=``),
+    symmetrised; by default the step is the one :func:`fd_hvp` takes along a coordinate vector."""
+    grad = grad.grad if hasattr(grad, "grad") else grad
     x = np.asarray(x, dtype=float)
-    H = np.column_stack([fd_hvp(grad, x, e, eps) for e in np.eye(x.size)])
-    return 0.5 * (H + H.T)
+    h = _fd_eps(x, np.eye(x.size)[0]) if eps is None else float(eps)
+    return _calculus.hessian(None, x, h, grad=grad)
 
 
 def subsampled_hessian(objective, w, idx):

@@ -319,12 +319,23 @@ def polyak_average(xs, start: int = 0) -> np.ndarray:
     return np.cumsum(tail, axis=0) / counts
 
 
-def mean_halfwidth(samples, axis: int = 0, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and normal-approximation confidence half-width ``z·std/√n`` along ``axis``.
+def mean_ci(samples, axis: int = 0, z: float | None = None, *, level: float | None = None):
+    """Mean and normal-approximation confidence half-width ``z·std/√n`` along ``axis``: returns
+    ``(mean, halfwidth)``; the interval is ``mean ± halfwidth``.
 
-    Non-finite samples (diverged runs) are kept: one NaN or inf makes that mean non-finite, so a
-    diverging configuration cannot hide behind an average.
+    ``z`` defaults to 1.96 (95 %); ``level=`` gives ``z`` as the two-sided normal quantile of that
+    confidence level instead. Non-finite samples (diverged runs) are kept: one NaN or inf makes
+    that mean non-finite, so a diverging configuration cannot hide behind an average.
     """
+    if z is not None and level is not None:
+        raise ValueError("give either z or level, not both")
+    if level is not None:
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        from scipy.stats import norm
+
+        z = float(norm.ppf(0.5 + level / 2))
+    z = 1.96 if z is None else z
     a = np.asarray(samples, dtype=float)
     n = a.shape[axis]
     if n < 2:
@@ -333,12 +344,7 @@ def mean_halfwidth(samples, axis: int = 0, z: float = 1.96) -> tuple[np.ndarray,
         return a.mean(axis=axis), z * a.std(axis=axis, ddof=1) / np.sqrt(n)
 
 
-def mean_ci(samples, axis: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and a normal-approximation confidence interval ``(mean, low, high)`` along ``axis``."""
-    from scipy.stats import norm
-
-    mean, half = mean_halfwidth(samples, axis, z=norm.ppf(0.5 + level / 2))
-    return mean, mean - half, mean + half
+mean_halfwidth = mean_ci  # the name some pages use
 
 
 def escape_time_mean(hit, horizon: int, level: float = 0.95) -> tuple[float, float, float]:
