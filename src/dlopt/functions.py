@@ -79,7 +79,29 @@ def random_rotation(n: int, rng: np.random.Generator) -> np.ndarray:
     return Q * np.sign(np.diag(R))
 
 
-class Quadratic(Objective):
+class _Spectral:
+    """``L``, ``mu`` and ``kappa`` of an objective with a constant Hessian whose ascending
+    ``eigenvalues`` it stores (a quadratic, least squares)."""
+
+    eigenvalues: np.ndarray
+
+    @property
+    def L(self) -> float:
+        """Smoothness constant: the largest eigenvalue of the Hessian."""
+        return float(self.eigenvalues[-1])
+
+    @property
+    def mu(self) -> float:
+        """Strong-convexity constant: the smallest eigenvalue of the Hessian."""
+        return float(self.eigenvalues[0])
+
+    @property
+    def kappa(self) -> float:
+        """Condition number ``L / μ`` (infinite unless the Hessian is positive definite)."""
+        return self.L / self.mu if self.mu > 0 else np.inf
+
+
+class Quadratic(_Spectral, Objective):
     r"""The quadratic :math:`f(x) = \tfrac12 x^\top A x - b^\top x + c` with symmetric ``A``.
 
     Its gradient is :math:`Ax - b` and its Hessian is ``A`` everywhere, so it is
@@ -123,20 +145,6 @@ class Quadratic(Objective):
         lam = L * np.logspace(-np.log10(kappa), 0, n) if n > 1 else np.array([L])
         return cls.from_eigenvalues(lam, b=b, seed=seed, **kw)
 
-    @property
-    def L(self) -> float:
-        """Smoothness constant: the largest eigenvalue of ``A``."""
-        return float(self.eigenvalues[-1])
-
-    @property
-    def mu(self) -> float:
-        """Strong-convexity constant: the smallest eigenvalue of ``A``."""
-        return float(self.eigenvalues[0])
-
-    @property
-    def kappa(self) -> float:
-        """Condition number ``L / μ`` (infinite unless ``A`` is positive definite)."""
-        return self.L / self.mu if self.mu > 0 else np.inf
 
     @property
     def minimizer(self) -> np.ndarray:
@@ -326,7 +334,7 @@ class DoubleWell(Objective):
 
 
 @dataclass
-class LeastSquares(Objective):
+class LeastSquares(_Spectral, Objective):
     r"""Empirical risk of linear least squares, :math:`\mathcal L(w)=\frac1{2m}\lVert Xw-y\rVert^2`.
 
     ``m`` samples (rows of ``X``), ``n`` features. Besides the full gradient
@@ -346,14 +354,6 @@ class LeastSquares(Objective):
         self.m, self.dim = self.X.shape
         self._H = self.X.T @ self.X / self.m
         self.eigenvalues = np.linalg.eigvalsh(self._H)
-
-    @property
-    def L(self) -> float:
-        return float(self.eigenvalues[-1])
-
-    @property
-    def mu(self) -> float:
-        return float(self.eigenvalues[0])
 
     @property
     def minimizer(self) -> np.ndarray:

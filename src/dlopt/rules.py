@@ -693,14 +693,19 @@ def _ema_sq_(v, x, beta):
         v.mul_(beta).add_(x * x * (1 - beta))
 
 
+def _np_scaled_product(a, b, value):
+    """A new numpy array ``(value * a) * b``, in torch's order of operations for ``addcmul``."""
+    t = np.multiply(a, value)
+    t *= b
+    return t
+
+
 def _addcmul_(y, a, b, value):
     """``y ← y + value * a * b`` in place."""
     if isinstance(y, _Many):
         return _each(_addcmul_, y, a, b, value)
     if _is_numpy(y):
-        t = np.multiply(a, value)
-        t *= b
-        y += t
+        y += _np_scaled_product(a, b, value)
     elif _number(value):
         y.addcmul_(a, b, value=value)
     else:
@@ -712,9 +717,7 @@ def _addcmul(y, a, b, value):
     if isinstance(y, _Many):
         return _each(_addcmul, y, a, b, value)
     if _is_numpy(y):
-        t = np.multiply(a, value)
-        t *= b
-        return t.__iadd__(y)
+        return _np_scaled_product(a, b, value).__iadd__(y)
     return y.addcmul(a, b, value=value) if _number(value) else y + a * b * value
 
 
