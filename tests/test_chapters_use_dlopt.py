@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import dlopt
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "chapters").rglob("*.md"))

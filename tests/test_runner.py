@@ -155,3 +155,16 @@ def test_as_schedule():
     assert as_schedule(s) is s
     with pytest.raises(TypeError):
         as_schedule([0.1, 0.2])
+
+
+def test_protocols_and_py_typed():
+    from pathlib import Path
+
+    from dlopt import protocols, schedules
+
+    f = functions.Rosenbrock()
+    assert isinstance(f, protocols.Objective) and not isinstance(lambda x: x, protocols.Objective)
+    assert isinstance(rules.adam, protocols.Rule)
+    assert isinstance(schedules.CosineAnnealing(1.0, 10), protocols.Schedule)
+    assert isinstance(runner.as_oracle(f), protocols.Oracle)
+    assert (Path(dlopt.__file__).parent / "py.typed").is_file()

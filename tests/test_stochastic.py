@@ -9,7 +9,8 @@ import dlopt
 from dlopt import calculus, functions, rules, stochastic
 
 
-@pytest.mark.parametrize("f", [functions.TwoBasin(), functions.QuarticBowl(), functions.QuarticBowl([2.0, 0.5, 0.1], a=0.3)])
+@pytest.mark.parametrize("f", [functions.TwoBasin(), functions.QuarticBowl(),
+                               functions.QuarticBowl([2.0, 0.5, 0.1], a=0.3)])
 def test_derivatives_match_finite_differences(f):
     rng = np.random.default_rng(0)
     for _ in range(20):

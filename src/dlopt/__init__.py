@@ -4,7 +4,9 @@ Every chapter and exercise of the book imports this package instead of copying c
 
 - :mod:`dlopt.functions` -- test objectives with value, gradient and Hessian;
 - :mod:`dlopt.rules` -- each update rule written once, over numpy arrays and torch tensors;
-- :mod:`dlopt.trajectory` -- iterate a rule on an objective and record the path;
+- :mod:`dlopt.optim` -- :func:`dlopt.run`, the one loop that applies a rule (oracles, batches of
+  runs, schedules for any hyperparameter, gradient hooks, projections, ``record=``/``stop=``);
+- :mod:`dlopt.protocols` -- the contracts: ``Rule``, ``Oracle``, ``Objective``, ``Schedule``;
 - :mod:`dlopt.linesearch` -- exact (quadratic), backtracking Armijo and strong Wolfe line searches;
 - :mod:`dlopt.data` -- synthetic data sets (nothing is downloaded);
 - :mod:`dlopt.plots` -- the book's figures in one style;
@@ -40,7 +42,7 @@ import sys
 
 import numpy as np
 
-from . import data, functions, linesearch, rules
+from . import data, functions, linesearch, optim, protocols, rules
 from . import calculus, information
 from . import landscape, nn
 from . import schedules, secondorder
@@ -67,6 +69,8 @@ __all__ = [
     "linesearch",
     "minimize",
     "nn",
+    "optim",
+    "protocols",
     "rules",
     "run",
     "schedules",
@@ -76,12 +80,17 @@ __all__ = [
 ]
 
 
+#: Submodules imported on first use: ``dlopt.torch`` (so that ``import dlopt`` does not import
+#: torch) and the modules of figures, explorers and chapter demos.
+_LAZY = ("torch", "plots", "widgets", "applications", "convergence", "quadratic_analysis")
+
+
 def __getattr__(name: str):
-    """Import :mod:`dlopt.torch` on first use, so that ``import dlopt`` does not import torch."""
-    if name == "torch":
+    """Import the submodules of ``_LAZY`` on first use."""
+    if name in _LAZY:
         import importlib
 
-        return importlib.import_module(".torch", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

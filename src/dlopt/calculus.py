@@ -133,7 +133,7 @@ def gradient_error(f: Callable, grad: Callable, x, h: float = 1e-6) -> float:
     r"""Relative error :math:`\lVert g-\hat g\rVert/\max(1,\lVert g\rVert)` between ``grad(x)`` and
     the finite-difference gradient -- a gradient check; below about ``1e-6`` the two agree."""
     g = np.asarray(grad(_vector(x)), dtype=float)
-    return float(np.linalg.norm(g - gradient(f, x, h)) / max(1.0, np.linalg.norm(g)))
+    return float(np.linalg.norm(g - gradient(f, x, h)) / max(1.0, float(np.linalg.norm(g))))
 
 
 def taylor(objective, x, d, order: int = 2):
@@ -193,7 +193,7 @@ def critical_points(objective, xlim=(-2, 2), ylim=(-2, 2), num: int = 15, tol: f
     """
     if objective.dim != 2:
         raise ValueError(f"critical_points needs a 2-D objective, {objective.name} has dim={objective.dim}")
-    gx, gy = np.meshgrid(np.linspace(*xlim, num), np.linspace(*ylim, num))
+    gx, gy = np.meshgrid(np.linspace(xlim[0], xlim[1], num), np.linspace(ylim[0], ylim[1], num))
     X = np.stack([gx.ravel(), gy.ravel()], axis=1)
     active = np.ones(len(X), dtype=bool)
     with np.errstate(all="ignore"):

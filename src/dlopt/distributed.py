@@ -232,8 +232,6 @@ def launch(worker: Callable, world_size: int, timeout: float = 60.0, **kwargs) -
 
 def _torch_grad(X, y, w, rows):
     """Gradient of ``0.5*mean((X w - y)^2)`` on ``rows`` by autograd (float64)."""
-    import torch
-
     w = w.detach().clone().requires_grad_(True)
     loss = 0.5 * ((X[rows] @ w - y[rows]) ** 2).mean()
     loss.backward()

@@ -17,7 +17,7 @@ r"""Experiment harnesses for the chapter on adaptive methods (and anyone who nee
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -43,6 +43,7 @@ def replay(rule: Callable, grads, *, lr, x0=None, **hyperparameters) -> dict:
     x = np.zeros(g.shape[1]) if x0 is None else np.array(x0, dtype=float).reshape(-1).copy()
     traj = run(rule, lambda x, k, rng: g[k], x, len(g), lr=lr, record=("x", "grad", "state"),
                blowup=None, **hyperparameters)
+    assert traj.xs is not None
     out = {"x": traj.xs[1:], "step": np.diff(traj.xs, axis=0), "grad": traj.trace["grad"]}
     out.update((key, v) for key, v in traj.trace.items() if key != "grad")
     if squeeze:
@@ -127,9 +128,10 @@ def mlp_grad(net, Theta, X, y, loss: str = "squared"):
 
 
 def mlp_sampler(net, X, y, batch_size: int, rng: np.random.Generator, loss: str = "squared"):
-    r"""A mini-batch gradient oracle ``g(Theta, k, rng)`` (using its own ``rng``) for :func:`run_batch`: every row of the stack
-    ``Theta`` (one network per row) draws its own batch of ``batch_size`` samples of ``(X, y)``
-    (uniformly, with replacement) at every call, and gets :func:`mlp_grad` on it."""
+    r"""A mini-batch gradient oracle ``g(Theta, k, rng)`` (using its own ``rng``) for
+    :func:`run_batch`: every row of the stack ``Theta`` (one network per row) draws its own batch
+    of ``batch_size`` samples of ``(X, y)`` (uniformly, with replacement) at every call, and gets
+    :func:`mlp_grad` on it."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y)
     m = X.shape[0]
@@ -180,7 +182,7 @@ def train_classifier(model, optimizer, X_train, y_train, X_test, y_test, *, epoc
     Xte, yte = as_t(X_test, torch.float32), as_t(y_test, torch.long)
     gen = torch.Generator().manual_seed(seed)
     m = len(Xtr)
-    history = {"train_loss": [], "test_loss": [], "test_acc": []}
+    history: dict[str, Any] = {"train_loss": [], "test_loss": [], "test_acc": []}
     start = time.perf_counter()
     epochs_iter = range(epochs)
     if progress:

@@ -61,7 +61,7 @@ class Objective:
         """Evaluate a 2-D objective on a ``num × num`` grid; returns ``(X, Y, Z)``."""
         if self.dim != 2:
             raise ValueError(f"on_grid needs a 2-D objective, {self.name} has dim={self.dim}")
-        X, Y = np.meshgrid(np.linspace(*xlim, num), np.linspace(*ylim, num))
+        X, Y = np.meshgrid(np.linspace(xlim[0], xlim[1], num), np.linspace(ylim[0], ylim[1], num))
         return X, Y, self.value(np.stack([X, Y], axis=-1))
 
     def __repr__(self) -> str:
@@ -383,8 +383,8 @@ class LeastSquares(_Spectral, Objective):
         return (Xb @ np.asarray(w, dtype=float) - self.y[idx]) @ Xb / idx.size
 
     def sampler(self, batch_size: int, rng: np.random.Generator):
-        """A gradient oracle ``g(w, k, rng)`` (using its own ``rng``) that draws a fresh mini-batch (without replacement
-        within the batch) at every call -- pass it to :func:`dlopt.run` as ``grad=``."""
+        """A gradient oracle ``g(w, k, rng)`` (using its own ``rng``) that draws a fresh
+        mini-batch (without replacement within the batch) at every call -- pass it to :func:`dlopt.run` as ``grad=``."""
         if not 1 <= batch_size <= self.m:
             raise ValueError(f"batch_size must be in [1, {self.m}], got {batch_size}")
 
@@ -512,7 +512,8 @@ class RobustRegression(Objective):
         return np.einsum("...b,...bn->...n", 2.0 * r / (1.0 + r * r) ** 2, Xb) / idx.shape[-1]
 
     def sampler(self, batch_size: int, rng: np.random.Generator):
-        """A gradient oracle ``g(w, k, rng)`` (using its own ``rng``) drawing a fresh mini-batch (with replacement) per call;
+        """A gradient oracle ``g(w, k, rng)`` (using its own ``rng``) drawing a fresh mini-batch
+        (with replacement) per call;
         for a stack ``w`` of shape ``(S, n)`` each row gets its own batch."""
         if not 1 <= batch_size <= self.m:
             raise ValueError(f"batch_size must be in [1, {self.m}], got {batch_size}")
@@ -598,7 +599,8 @@ def level_set(objective: Objective, level: float, xlim=(-2, 2), ylim=(-2, 2), sp
 
     X, Y, Z = objective.on_grid(xlim, ylim, num)
     pieces = []
-    for line in contourpy.contour_generator(X, Y, Z).lines(level):
+    for piece in contourpy.contour_generator(X, Y, Z).lines(level):
+        line = np.asarray(piece, dtype=float)
         arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
         if arc[-1] < 20 * spacing:
             continue

@@ -480,7 +480,8 @@ def _newton_cg(P, x, f, g, o):
     """Newton-CG: truncated CG on Hessian-vector products (forcing term min(½, √‖g‖)‖g‖), strong Wolfe."""
     while True:
         gnorm = float(np.linalg.norm(g))
-        d, _ = truncated_cg(lambda v: P.hessp(x, v), g, min(0.5, math.sqrt(gnorm)) * gnorm, o["cg_maxiter"] or 2 * x.size)
+        d, _ = truncated_cg(lambda v, x=x: P.hessp(x, v), g, min(0.5, math.sqrt(gnorm)) * gnorm,
+                            o["cg_maxiter"] or 2 * x.size)
         if not g @ d < 0:
             d = -g
         x, f, g, _ = _wolfe_step(P, x, f, g, d, 1.0, o)
@@ -622,7 +623,9 @@ def minimize(fun, x0, args=(), jac=None, hess=None, hessp=None, method: str = "l
                 break
             x, f, g = x_new, f_new, g_new
             if o["path"]:
-                path.append(x.copy()), values.append(f), grad_norms.append(float(np.max(np.abs(g))))
+                path.append(x.copy())
+                values.append(f)
+                grad_norms.append(float(np.max(np.abs(g))))
             if callback is not None:
                 try:
                     callback(np.copy(x))

@@ -49,7 +49,8 @@ __all__ = [
 
 
 def noisy_oracle(objective, sigma: float, rng: np.random.Generator, cov=None):
-    r"""A gradient oracle ``g(x, k, rng) = ∇f(x) + ξ`` (ξ from its own ``rng``) with ``ξ ~ N(0, σ² I)`` (or ``N(0, cov)``).
+    r"""A gradient oracle ``g(x, k, rng) = ∇f(x) + ξ`` with ``ξ ~ N(0, σ² I)`` (or ``N(0, cov)``),
+    drawn from its own ``rng``.
 
     Additive, state-independent noise: the simplest model of a stochastic gradient, for which the
     stationary behaviour of SGD on a quadratic is known exactly (:func:`stationary_covariance`).
@@ -161,6 +162,7 @@ def ensemble(objective, x0, steps: int, *, lr: float | Callable[[int], float], s
                record=("lr", *(("value",) if record_values else ()), *(("x",) if record else ())),
                progress=progress, desc="ensemble", **hyperparameters)
     values = traj.values if record_values else np.array([objective.value(X), objective.value(traj.x)])
+    assert values is not None and traj.lrs is not None
     hit = traj.hit if traj.hit is not None else np.full(X.shape[0], -1, dtype=int)
     return Ensemble(x=traj.x, values=values, xs=traj.xs, hit=hit, lrs=traj.lrs)
 
@@ -281,7 +283,8 @@ def mean_first_passage(objective, start: float, target: float, temperature: floa
     z = np.linspace(lo, target, num)
     fz = np.asarray(objective.value(sign * z[:, None]), dtype=float)
     shift = fz.min()
-    inner = np.concatenate([[0.0], np.cumsum(0.5 * (np.exp(-(fz[1:] - shift) / T) + np.exp(-(fz[:-1] - shift) / T)) * np.diff(z))])
+    trapezoids = 0.5 * (np.exp(-(fz[1:] - shift) / T) + np.exp(-(fz[:-1] - shift) / T)) * np.diff(z)
+    inner = np.concatenate([[0.0], np.cumsum(trapezoids)])
     with np.errstate(over="ignore", invalid="ignore"):
         outer = np.exp((fz - shift) / T) * inner / T  # inf when the time is astronomically long
     mask = z >= start

@@ -134,6 +134,7 @@ class PathExplorer:
             lr = float(kw.pop("lr"))
             xs = run(rule, self.objective, self.x0, self.steps, lr=lr, record=("x",), blowup=None,
                      **kw).xs
+            assert xs is not None
             grad = self.objective.grad
             with np.errstate(over="ignore", invalid="ignore"):
                 values = self.objective.value(xs)
@@ -178,6 +179,7 @@ class PathExplorer:
         t1 = time.perf_counter()
         for label, t in self.trajectories.items():
             xs = t.xs
+            assert xs is not None and t.values is not None
             self.lines[label].set_data(xs[:, 0], xs[:, 1])
             gap = np.maximum(t.values - self.minimum, 1e-300)
             self.curves[label].set_data(np.arange(len(gap)), gap)

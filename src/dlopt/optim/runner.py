@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..protocols import Objective, Oracle, Rule, Schedule
 from ..schedules import as_schedule
 
 __all__ = [
@@ -115,7 +116,7 @@ def _positional_arity(fn: Callable) -> int:
     return n
 
 
-def as_oracle(oracle) -> Callable:
+def as_oracle(oracle: Objective | Oracle | Callable) -> Oracle:
     """The gradient oracle protocol ``grad(x, k, rng) -> array``.
 
     An objective (anything with a ``grad`` method) gives its exact gradient; a callable taking
@@ -127,11 +128,12 @@ def as_oracle(oracle) -> Callable:
         return lambda x, k, rng: exact(x)
     if not callable(oracle):
         raise TypeError(f"an oracle must be an objective or a callable grad(x, k, rng), got {oracle!r}")
-    n = _positional_arity(oracle)
+    fn: Any = oracle
+    n = _positional_arity(fn)
     if n >= 3:
-        return oracle
+        return fn
     if n == 2:
-        return lambda x, k, rng: oracle(x, k)
+        return lambda x, k, rng: fn(x, k)
     raise TypeError("a gradient oracle must accept (x, k, rng)")
 
 
@@ -214,14 +216,14 @@ def _projection(project):
 
 
 def run(
-    rule: Callable,
-    oracle,
-    x0=None,
+    rule: Rule,
+    oracle: Objective | Oracle | Callable,
+    x0: Any = None,
     steps: int = 100,
     *,
-    lr=0.1,
-    objective=None,
-    grad: Callable | None = None,
+    lr: float | Schedule = 0.1,
+    objective: Objective | None = None,
+    grad: Oracle | Callable | None = None,
     rng: np.random.Generator | None = None,
     hooks: Sequence[Callable] | Callable = (),
     project=None,
@@ -283,35 +285,37 @@ def run(
         A line search ``line_search(objective, x, g, d)`` choosing the step along ``d = -g`` (it
         overrides ``lr``; steepest descent only).
     """
-    if oracle is None or x0 is None:
+    obj: Any = objective
+    orc: Any = oracle
+    if orc is None or x0 is None:
         raise ValueError("run() needs an oracle (or objective) and a starting point x0")
     if int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps}")
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     if grad is not None:
-        if objective is not None:
+        if obj is not None:
             raise ValueError("give the stochastic oracle either as grad= or as the oracle, not both")
-        objective, oracle = oracle, grad
-    if objective is None and hasattr(oracle, "grad") and hasattr(oracle, "value"):
-        objective = oracle
-    exact = objective is not None and oracle is objective
+        obj, orc = orc, grad
+    if obj is None and hasattr(orc, "grad") and hasattr(orc, "value"):
+        obj = orc
+    exact = obj is not None and orc is obj
     if line_search is not None:
         from .. import rules
 
         if rule is not rules.gd:
             raise ValueError("a line search chooses the step of steepest descent; use rule=dlopt.rules.gd")
-        if objective is None:
+        if obj is None:
             raise ValueError("a line search needs an objective")
-    g_of = as_oracle(oracle)
+    g_of = as_oracle(orc)
     if not callable(rule):
         raise TypeError(f"rule must be an update rule rule(param, grad, state, *, lr, ...), got {rule!r}")
 
     x = np.array(x0, dtype=float)
     if x.ndim == 0:
         raise ValueError("x0 must have at least one dimension (the parameters)")
-    dim = getattr(objective, "dim", None)
-    if objective is not None and isinstance(dim, int) and x.shape[-1] != dim:
+    dim = getattr(obj, "dim", None)
+    if obj is not None and isinstance(dim, int) and x.shape[-1] != dim:
         raise ValueError(f"x0 has shape {x.shape}, the objective expects (..., {dim})")
     if not np.all(np.isfinite(x)):
         raise ValueError("x0 must be finite")
@@ -319,16 +323,16 @@ def run(
     single = not batch
 
     if record is None:
-        record = ("x", "value", "grad_norm", "lr") if objective is not None else ("x", "lr")
+        record = ("x", "value", "grad_norm", "lr") if obj is not None else ("x", "lr")
     elif isinstance(record, str):
         record = (record,)
     record = tuple(record)
-    if objective is None and ("value" in record or "grad_norm" in record):
+    if obj is None and ("value" in record or "grad_norm" in record):
         raise ValueError("recording values or gradient norms needs an objective")
     keep = {name: name in record for name in (*_PER_ITERATE, "lr", "grad")}
     state_names = [r for r in record if r not in keep and r != "state"]
     all_state = "state" in record
-    if tol is not None and not (single and objective is not None):
+    if tol is not None and not (single and obj is not None):
         raise ValueError("tol= needs a single run on an objective")
     need_norm = keep["grad_norm"] or tol is not None
     if callable(hooks):
@@ -338,24 +342,25 @@ def run(
     schedules = {"lr": as_schedule(lr), **{name: v for name, v in hyperparameters.items()}}
 
     def value(z):
-        v = objective.value(z)
+        v = obj.value(z)
         return float(v) if single else v
 
     def norm(g):
         return float(np.linalg.norm(g)) if single else np.linalg.norm(g, axis=-1)
 
-    need_true = objective is not None and (need_norm or exact)
+    need_true = obj is not None and (need_norm or exact)
     state: dict = {}
     xs = [x.copy()] if keep["x"] else None
     values = [value(x)] if keep["value"] else None
-    g_true = objective.grad(x) if need_true else None
-    last_norm = norm(g_true) if need_norm else None
+    g_true = obj.grad(x) if need_true else None
+    last_norm: Any = norm(g_true) if need_norm else None
     norms = [last_norm] if keep["grad_norm"] else None
     lrs: list = []
     trace: dict[str, list] = {name: [] for name in state_names}
     if keep["grad"]:
         trace["grad"] = []
-    hit = active = None
+    hit: np.ndarray | None = None
+    active: np.ndarray | None = None
     if stop is not None:
         hit = np.full(batch, -1, dtype=int)
         active = np.ones(batch, dtype=bool)
@@ -375,16 +380,16 @@ def run(
             if tol is not None and last_norm <= tol:
                 converged = True
                 break
-            g = g_true if exact else np.asarray(g_of(x, k, rng), dtype=float)
+            g: Any = g_true if exact else np.asarray(g_of(x, k, rng), dtype=float)
             hp = {name: _resolve(v, k) for name, v in schedules.items()}
             if line_search is not None:
-                hp["lr"] = line_search(objective, x, g, -g)
+                hp["lr"] = line_search(obj, x, g, -g)
             for hook in hooks:
                 g = hook(g, x, k, rng, hp)
             frozen = None if active is None or single else x[~active].copy()
             rule(x, g, state, **hp)
             taken = k + 1
-            if frozen is not None and len(frozen):
+            if frozen is not None and active is not None and len(frozen):
                 x[~active] = frozen  # stopped runs stay where they are
             if project is not None:
                 project(x)
@@ -400,7 +405,7 @@ def run(
                         name = "t" if key == "step" else key  # the rule's step counter
                         trace.setdefault(name, []).append(np.array(v, dtype=float, copy=True))
             if need_true:
-                g_true = objective.grad(x)
+                g_true = obj.grad(x)
                 if need_norm:
                     last_norm = norm(g_true)
             if taken % every == 0 or taken == steps:
@@ -417,6 +422,7 @@ def run(
                         diverged = True
                         break
             if stop is not None:
+                assert hit is not None and active is not None
                 new = active & np.asarray(stop(x), dtype=bool)
                 hit[new] = taken
                 active &= ~new
@@ -431,7 +437,7 @@ def run(
         if values is not None:
             values.append(value(x))
         if norms is not None:
-            norms.append(norm(objective.grad(x)))
+            norms.append(norm(obj.grad(x)))
     info = {"rule": getattr(rule, "__name__", repr(rule)), "state": state, "x": x, "steps": taken}
     return Trajectory(
         xs=None if xs is None else np.array(xs),

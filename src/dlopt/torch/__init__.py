@@ -21,7 +21,7 @@ from .optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, NAMSGrad, RA
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam", "RAdam", "NAMSGrad"]
 
 try:  # written separately (second-order methods); optional until that module exists
-    from .lbfgs import LBFGS
+    from .lbfgs import LBFGS  # noqa: F401 - exported below
 except ModuleNotFoundError as exc:  # pragma: no cover
     if exc.name != f"{__name__}.lbfgs":
         raise

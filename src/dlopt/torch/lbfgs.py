@@ -59,7 +59,7 @@ class LBFGS(Optimizer):
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
-        self._numel_cache = None
+        self._numel_cache: int | None = None
 
     # --- the parameters as one flat vector ----------------------------------------------------
 
@@ -115,7 +115,7 @@ class LBFGS(Optimizer):
     # --- the iteration -----------------------------------------------------------------------
 
     @torch.no_grad()
-    def step(self, closure):  # type: ignore[override]
+    def step(self, closure):
         """Run up to ``max_iter`` L-BFGS iterations; ``closure()`` re-evaluates the model, calls
         ``backward()`` and returns the loss. Returns the loss at the starting point."""
         if closure is None:
