@@ -167,7 +167,6 @@ def _norm(x) -> float:
     return float((x * x).sum()) ** 0.5
 
 
-@_over_collections
 def gd(param, grad, state=None, *, lr: float):
     r"""Gradient descent: :math:`x_{k+1} = x_k - \eta\,\nabla f(x_k)`.
 
@@ -178,7 +177,6 @@ def gd(param, grad, state=None, *, lr: float):
     param -= lr * grad
 
 
-@_over_collections
 def normalized_gd(param, grad, state=None, *, lr: float):
     r"""Normalized steepest descent: a step of fixed length :math:`\eta` along
     :math:`-\nabla f(x_k)/\lVert\nabla f(x_k)\rVert`.
@@ -192,7 +190,6 @@ def normalized_gd(param, grad, state=None, *, lr: float):
         param -= (lr / norm) * grad
 
 
-@_over_collections
 def sgd(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
         nesterov=False, maximize=False):
     r"""Stochastic gradient descent with momentum, exactly as ``torch.optim.SGD``.
@@ -221,7 +218,6 @@ def sgd(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0, weight_deca
     _axpy_(param, g, -lr)                                # x ← x - η d
 
 
-@_over_collections
 def heavy_ball(param, grad, state, *, lr, beta=0.9):
     r"""Polyak's heavy-ball method.
 
@@ -240,7 +236,6 @@ def heavy_ball(param, grad, state, *, lr, beta=0.9):
     param += v                  # x ← x + v
 
 
-@_over_collections
 def nesterov(param, grad, state, *, lr, beta=0.9):
     r"""Nesterov's accelerated gradient, with the gradient evaluated at the current point.
 
@@ -276,7 +271,6 @@ def nesterov(param, grad, state, *, lr, beta=0.9):
     state["beta"] = beta
 
 
-@_over_collections
 def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
             initial_accumulator_value=0.0, eps=1e-10, maximize=False):
     r"""AdaGrad, exactly as ``torch.optim.Adagrad``.
@@ -300,7 +294,6 @@ def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
     _addcdiv_(param, g, std, -clr)        # x ← x - η_t g / (√G + ε)
 
 
-@_over_collections
 def rmsprop(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
             momentum=0.0, centered=False, maximize=False):
     r"""RMSprop, exactly as ``torch.optim.RMSprop``.
@@ -335,7 +328,6 @@ def rmsprop(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0
         _addcdiv_(param, g, s, -lr)                  # x ← x - η g / s
 
 
-@_over_collections
 def adadelta(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
              maximize=False):
     r"""AdaDelta, exactly as ``torch.optim.Adadelta``.
@@ -360,7 +352,6 @@ def adadelta(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
     _axpy_(param, delta, -lr)            # x ← x - η Δ
 
 
-@_over_collections
 def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
          amsgrad=False, maximize=False, decoupled_weight_decay=False):
     r"""Adam, exactly as ``torch.optim.Adam`` (AMSGrad variant with ``amsgrad=True``).
@@ -394,7 +385,6 @@ def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_de
     _addcdiv_(param, m, denom, -lr / (1 - beta1**t))     # x ← x - η/(1-β1^t) · m / denom
 
 
-@_over_collections
 def adamw(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
           amsgrad=False, maximize=False):
     r"""AdamW, exactly as ``torch.optim.AdamW``: :func:`adam` with decoupled weight decay,
@@ -407,7 +397,6 @@ def adamw(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
          amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
 
-@_over_collections
 def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
           momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False):
     r"""NAdam (Adam with Nesterov momentum), exactly as ``torch.optim.NAdam``.
@@ -444,7 +433,6 @@ def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     _addcdiv_(param, m, denom, -lr * mu_next / (1 - mu_product * mu_next))
 
 
-@_over_collections
 def radam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
           decoupled_weight_decay=False, maximize=False):
     r"""Rectified Adam, exactly as ``torch.optim.RAdam``.
@@ -483,7 +471,6 @@ def radam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
         param -= m_hat * lr
 
 
-@_over_collections
 def namsgrad(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
     r"""NAMSGrad: a Nesterov look-ahead on the first moment, AMSGrad's monotone second moment,
     no bias correction.
@@ -513,6 +500,13 @@ def namsgrad(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weigh
     denom = _sqrt(v_hat)
     denom += eps                             # √v̂ + ε
     _addcdiv_(param, direction, denom, -lr)  # x ← x - η (β1 m + (1-β1) g) / (√v̂ + ε)
+
+
+# Every rule takes one array or a list/dict of arrays (and checks its parameters' type): the
+# wrapper is applied here rather than with ``@`` so that the code the book shows is the rule alone.
+for _name in __all__:
+    globals()[_name] = _over_collections(globals()[_name])
+del _name
 
 
 # ---------------------------------------------------------------------------------------------
