@@ -10,7 +10,9 @@ should not move the book's numbers can be checked by dumping them before and aft
 
 Values are the text (``text/plain``, or ``text/html``/``text/latex``/``text/markdown`` when there
 is no plain text) of each glued output; images are recorded by their mime type only (a figure's
-bytes change with library versions and are not a number in the prose). ``--path-output`` is
+bytes change with library versions and are not a number in the prose), and an object's memory
+address in its repr (``<... at 0x7f...>``) is blanked. Timings glued by pages differ from run to
+run and are reported like any other change. ``--path-output`` is
 ``jupyter-book build``'s option of the same name (default: the book root).
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -25,12 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("text/plain", "text/latex", "text/markdown", "text/html")
 
 
+ADDRESS = re.compile(r" at 0x[0-9a-f]+>")  # an object's repr names its memory address
+
+
 def _text(data: dict) -> str:
     for mime in TEXT:
         for key in (mime, f"application/papermill.record/{mime}"):
             if key in data:
                 value = data[key]
-                return "".join(value) if isinstance(value, list) else str(value)
+                text = "".join(value) if isinstance(value, list) else str(value)
+                return ADDRESS.sub(" at 0x…>", text)
     return "<" + ",".join(sorted(data)) + ">"
 
 

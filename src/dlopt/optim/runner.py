@@ -138,25 +138,28 @@ def as_oracle(oracle: Objective | Oracle | Callable) -> Oracle:
 
 
 def clip_norm(max_norm: float) -> Callable:
-    """A gradient hook: rescale each run's gradient to Euclidean norm at most ``max_norm``
-    (``torch.nn.utils.clip_grad_norm_`` for one parameter vector per run)."""
+    """A gradient hook: :func:`dlopt.nn.clip_by_norm` applied to each run's gradient (rescaled to
+    Euclidean norm at most ``max_norm``, as ``torch.nn.utils.clip_grad_norm_`` does to a model)."""
+    from ..nn import clip_by_norm
+
     if not max_norm > 0:
         raise ValueError(f"max_norm must be positive, got {max_norm}")
 
     def hook(g, x, k, rng, hp):
-        norm = np.linalg.norm(g, axis=-1, keepdims=True)
-        scale = np.minimum(1.0, max_norm / np.maximum(norm, np.finfo(float).tiny))
-        return g * scale
+        if np.ndim(g) == 1:
+            return clip_by_norm(g, max_norm)
+        rows = np.reshape(g, (-1, np.shape(g)[-1]))
+        return np.stack([clip_by_norm(r, max_norm) for r in rows]).reshape(np.shape(g))
 
     return hook
 
 
 def mask(keep) -> Callable:
-    """A gradient hook: zero the gradient where ``keep`` is false (frozen or pruned weights)."""
+    """A gradient hook: ``g * keep``, zero where ``keep`` is false (frozen or pruned weights)."""
     keep = np.asarray(keep, dtype=bool)
 
     def hook(g, x, k, rng, hp):
-        return np.where(keep, g, 0.0)
+        return g * keep
 
     return hook
 
