@@ -40,7 +40,7 @@ def provided_names() -> set[str]:
         module = importlib.import_module(f"dlopt.{module_name}")
         for name, obj in vars(module).items():
             if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj)):
-                if getattr(obj, "__module__", "").startswith("dlopt"):
+                if getattr(obj, "__module__", "") == module.__name__:  # defined there, not imported
                     names.add(name.lower())
     return names
 

@@ -9,7 +9,7 @@ import pytest
 from dlopt import rules
 
 ROOT = Path(__file__).resolve().parents[1]
-RULES_FILE = (ROOT / "src" / "dlopt" / "rules.py").resolve()
+RULES_FILE = (ROOT / "src" / "dlopt" / "optim" / "rules.py").resolve()
 DIRECTIVE = re.compile(r"^```\{literalinclude\}\s+(\S+)\s*\n((?::[^\n]*\n)*)```", re.M)
 INLINE_EQUATION = re.compile(r"\$[^$]*=[^$]*\$")  # an equation in the text, $x_{t+1}=...$
 FORMULA_WINDOW = 25  # lines: how far above the code the page's formula may stand

@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..protocols import Objective, Oracle, Rule, Schedule
-from ..schedules import as_schedule
+from dlopt.protocols import Objective, Oracle, Rule, Schedule
+from dlopt.optim.schedules import as_schedule
 
 __all__ = [
     "Trajectory",
@@ -140,7 +140,7 @@ def as_oracle(oracle: Objective | Oracle | Callable) -> Oracle:
 def clip_norm(max_norm: float) -> Callable:
     """A gradient hook: :func:`dlopt.nn.clip_by_norm` applied to each run's gradient (rescaled to
     Euclidean norm at most ``max_norm``, as ``torch.nn.utils.clip_grad_norm_`` does to a model)."""
-    from ..nn import clip_by_norm
+    from dlopt.problems.nn import clip_by_norm
 
     if not max_norm > 0:
         raise ValueError(f"max_norm must be positive, got {max_norm}")
@@ -304,7 +304,7 @@ def run(
         obj = orc
     exact = obj is not None and orc is obj
     if line_search is not None:
-        from .. import rules
+        from dlopt.optim import rules
 
         if rule is not rules.gd:
             raise ValueError("a line search chooses the step of steepest descent; use rule=dlopt.rules.gd")

@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .optim.runner import as_oracle, run
-from .stochastic import mean_ci
+from dlopt.optim.runner import as_oracle, run
+from dlopt.book.stochastic import mean_ci
 
 __all__ = ["replay", "run_batch", "mean_ci", "mlp_grad", "mlp_sampler", "digits_cnn", "train_classifier"]
 
@@ -106,7 +106,7 @@ def mlp_grad(net, Theta, X, y, loss: str = "squared"):
     shape of ``Theta`` whose row ``s`` is ``net.loss_and_grad(Theta[s], X[s], y[s], loss)[1]``: the
     network's own backpropagation (:meth:`dlopt.nn.MLP.backward`), row by row.
     """
-    from .nn import LOSSES
+    from dlopt.problems.nn import LOSSES
 
     Theta = np.asarray(Theta, dtype=float)
     squeeze = Theta.ndim == 1

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch.optim.optimizer import Optimizer, _get_scalar_dtype
 
-from .. import rules
-from ..rules import _check
+from dlopt.optim import rules
+from dlopt.optim.rules import _check
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam", "RAdam", "NAMSGrad"]
 

@@ -29,10 +29,10 @@ import math
 
 import numpy as np
 
-from . import calculus as _calculus
-from .calculus import _fd_eps
-from .calculus import hessian_vector_product as fd_hvp
-from .linesearch import Backtracking, strong_wolfe
+from dlopt.analysis import calculus as _calculus
+from dlopt.analysis.calculus import _fd_eps
+from dlopt.analysis.calculus import hessian_vector_product as fd_hvp
+from dlopt.optim.linesearch import Backtracking, strong_wolfe
 
 __all__ = [
     "newton_step",
@@ -217,7 +217,7 @@ def subsampled_hessian(objective, w, idx):
     :class:`~dlopt.functions.LogisticRegression` (:math:`X_S^\top D_SX_S/|S|+\lambda I`); any other
     objective must provide ``batch_hess(w, idx)``.
     """
-    from .functions import LeastSquares, LogisticRegression
+    from dlopt.problems.functions import LeastSquares, LogisticRegression
 
     idx = np.asarray(idx)
     if idx.size == 0:
@@ -257,7 +257,7 @@ class _Problem:
         self.args, self.eps, self.n = tuple(args), eps, x0.size
         self._hess, self._hessp = hess, hessp
         if hasattr(fun, "value") and hasattr(fun, "grad") and not callable(jac):
-            from .functions import Objective
+            from dlopt.problems.functions import Objective
 
             objective = fun
             if getattr(objective, "dim", x0.size) != x0.size:

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import rules
+from dlopt.optim import rules
 
 __all__ = [
     "allreduce_worker",

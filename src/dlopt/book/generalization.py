@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import rules
+from dlopt.optim import rules
 
 __all__ = ["gd_filter", "ridge_filter", "ridge", "random_labels", "deep_linear_init",
            "deep_linear_loss_grads", "train_deep_linear", "end_to_end", "rank_floor",

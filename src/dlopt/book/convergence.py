@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functions import Objective, _point
-from .rules import _copy
+from dlopt.problems.functions import Objective, _point
+from dlopt.optim.rules import _copy
 
 __all__ = [
     "WorstCaseQuadratic",

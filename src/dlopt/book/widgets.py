@@ -32,8 +32,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import plots
-from .optim.runner import Trajectory, run
+from dlopt.book import plots
+from dlopt.optim.runner import Trajectory, run
 
 __all__ = ["PathExplorer"]
 
@@ -271,7 +271,8 @@ class ScheduleBasinExplorer:
 
     def __init__(self, objective=None, sigma2: float = 20.0, steps: int = 3000, shape: str = "cosine",
                  eta0: float = 0.04, eta_end: float = 4e-4):
-        from . import functions, stochastic
+        from dlopt.problems import functions
+        from dlopt.book import stochastic
 
         self.objective = functions.TwoBasin() if objective is None else objective
         self.sigma2, self.steps = float(sigma2), int(steps)
@@ -296,7 +297,7 @@ class ScheduleBasinExplorer:
 
     def schedule(self, shape: str, eta0: float, eta_end: float):
         """The :mod:`dlopt.schedules` object for a shape with the given endpoints."""
-        from . import schedules
+        from dlopt.optim import schedules
 
         K = self.steps
         if shape == "exponential":
@@ -310,7 +311,7 @@ class ScheduleBasinExplorer:
 
     def predict(self, shape: str, eta0: float, eta_end: float):
         """``(lrs, p_flat)``: the step sizes and the predicted fraction in the flat basin per step."""
-        from . import stochastic
+        from dlopt.book import stochastic
 
         lrs = self.schedule(shape, eta0, eta_end).values(self.steps + 1)
         log_t = np.log(lrs * self.sigma2 / 2)

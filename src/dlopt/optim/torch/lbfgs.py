@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch.optim.optimizer import Optimizer
 
-from ..linesearch import strong_wolfe
-from ..secondorder import lbfgs_remember, two_loop
+from dlopt.optim.linesearch import strong_wolfe
+from dlopt.optim.secondorder import lbfgs_remember, two_loop
 
 __all__ = ["LBFGS"]
 

@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from .calculus import hessian, hessian_vector_product, newton_critical_points
-from .functions import Objective
+from dlopt.analysis.calculus import hessian, hessian_vector_product, newton_critical_points
+from dlopt.problems.functions import Objective
 
 __all__ = [
     "TwoUnitNetwork",

@@ -23,9 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from .optim.runner import gradient_noise, run
-from .rules import gd
-from .schedules import as_schedule
+from dlopt.optim.runner import gradient_noise, run
+from dlopt.optim.rules import gd
+from dlopt.optim.schedules import as_schedule
 
 __all__ = [
     "noisy_oracle",
