@@ -1,12 +1,12 @@
 """The contracts the package is built on, as ``typing.Protocol`` classes.
 
 - :class:`Rule` -- an update rule ``rule(param, grad, state, *, lr, **hyperparameters) -> None``
-  (:mod:`dlopt.rules`): updates ``param`` in place, keeps its buffers in ``state``;
+  (:mod:`dlopt.optim.rules`): updates ``param`` in place, keeps its buffers in ``state``;
 - :class:`Oracle` -- a gradient oracle ``grad(x, k, rng) -> array`` (exact, mini-batch, replayed);
 - :class:`Objective` -- a function with ``value``, ``grad`` (and usually ``hess``) on inputs of
-  shape ``(..., n)`` (:mod:`dlopt.functions`);
+  shape ``(..., n)`` (``dlopt.functions``);
 - :class:`Schedule` -- a hyperparameter as a function of the step, ``schedule(k) -> value``
-  (:mod:`dlopt.schedules`).
+  (:mod:`dlopt.optim.schedules`).
 
 They are ``runtime_checkable``: ``isinstance(f, dlopt.protocols.Objective)`` checks that the
 methods exist (not their signatures); type checkers check the signatures.

@@ -1,7 +1,7 @@
 r"""Update rules, each written once.
 
 Every rule in this module follows one convention, so that the 2-D demos (numpy arrays), the
-training loops (torch tensors) and the ``torch.optim``-style classes of :mod:`dlopt.torch` all call
+training loops (torch tensors) and the ``torch.optim``-style classes of ``dlopt.torch`` all call
 the *same* code:
 
 .. code-block:: python

@@ -1,4 +1,4 @@
-r"""The one loop that applies an update rule: :func:`run`.
+r"""The one loop that applies an update rule: :func:`dlopt.run`.
 
 .. code-block:: python
 
@@ -6,14 +6,14 @@ r"""The one loop that applies an update rule: :func:`run`.
     traj.xs        # (steps+1, n) iterates, x0 first
     traj.values    # f at each iterate
 
-Everything the book does with a rule outside :mod:`dlopt.torch` goes through this function:
+Everything the book does with a rule outside ``dlopt.torch`` goes through this function:
 
-- the **oracle** is an :class:`~dlopt.functions.Objective` (its exact gradient) or any callable
+- the **oracle** is an objective (``dlopt.functions``; its exact gradient) or any callable
   ``grad(x, k, rng)`` (a mini-batch sampler, a replayed gradient sequence, ...);
 - ``x0`` may carry **leading batch dimensions**: ``x0`` of shape ``(S, n)`` runs ``S`` independent
   copies side by side (the rules are coordinate-wise, so one call updates every row);
 - **every hyperparameter** -- ``lr``, ``beta``, ``betas``, ``weight_decay``, ... -- is a number or
-  a schedule ``k -> value`` (:func:`as_schedule`);
+  a schedule ``k -> value`` (:func:`dlopt.optim.schedules.as_schedule`);
 - **gradient hooks** ``hook(g, x, k, rng, hp) -> g`` change the gradient before the rule sees it
   (:func:`clip_norm`, :func:`mask`, :func:`gradient_noise`), and ``project`` maps the iterate
   back onto a feasible set after each step;
@@ -138,7 +138,7 @@ def as_oracle(oracle: Objective | Oracle | Callable) -> Oracle:
 
 
 def clip_norm(max_norm: float) -> Callable:
-    """A gradient hook: :func:`dlopt.nn.clip_by_norm` applied to each run's gradient (rescaled to
+    """A gradient hook: ``dlopt.nn.clip_by_norm`` applied to each run's gradient (rescaled to
     Euclidean norm at most ``max_norm``, as ``torch.nn.utils.clip_grad_norm_`` does to a model)."""
     from dlopt.problems.nn import clip_by_norm
 
@@ -245,7 +245,8 @@ def run(
     Parameters
     ----------
     rule
-        An update rule ``rule(param, grad, state, *, lr, **hyperparameters)`` (:mod:`dlopt.rules`).
+        An update rule ``rule(param, grad, state, *, lr, **hyperparameters)``
+        (:mod:`dlopt.optim.rules`).
     oracle
         An objective (``value``, ``grad``: its exact gradient is used and values are recorded), or
         a gradient oracle ``grad(x, k, rng)``.
