@@ -145,15 +145,16 @@ def test_accelerated_gradient_first_steps_are_gradient_steps():
     assert np.allclose(y, -f.grad(np.zeros(5))) and np.allclose(state["x"], y)
 
 
-def test_accelerated_gradient_differs_from_nesterov_with_a_changing_beta():
-    """Calling rules.nesterov with beta_k is a different method (the docstring explains why)."""
+def test_nesterov_with_a_changing_beta_is_accelerated_gradient():
+    """rules.nesterov keeps the previous momentum (state["beta"]), so dlopt.run with the schedule
+    beta_k = k/(k+3) gives the look-ahead points y_k of accelerated_gradient (to rounding)."""
     f = functions.Quadratic.from_condition_number(20.0, n=4, seed=0)
     x0 = np.ones(4)
     xs, ys, _ = run_rule(f, x0, 30, 1 / f.L)
-    y, state = x0.copy(), {}
-    for k in range(30):
-        rules.nesterov(y, f.grad(y), state, lr=1 / f.L, beta=k / (k + 3))
-    assert not np.allclose(y, ys[-1])
+    traj = dlopt.run(rules.nesterov, f, x0, 30, lr=1 / f.L, beta=lambda k: k / (k + 3))
+    np.testing.assert_allclose(traj.xs, ys, rtol=1e-12, atol=1e-12)
+    frozen = dlopt.run(rules.nesterov, f, x0, 30, lr=1 / f.L, beta=0.5)   # a constant momentum
+    assert not np.allclose(frozen.xs, ys, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("t_sequence", ["linear", "fista"])

@@ -31,7 +31,8 @@ def test_gradient_and_hessian_match_finite_differences(f):
         np.testing.assert_allclose(g, calculus.gradient(f, x, h=1e-6), rtol=1e-6, atol=1e-6 * (1 + np.abs(g).max()))
         H = f.hess(x)
         np.testing.assert_allclose(H, H.T, atol=1e-12)
-        np.testing.assert_allclose(H, calculus.hessian(f, x, h=1e-6, grad=f.grad), rtol=1e-5, atol=1e-5 * (1 + np.abs(H).max()))
+        np.testing.assert_allclose(H, calculus.hessian(f, x, h=1e-6, grad=f.grad), rtol=1e-5,
+                                   atol=1e-5 * (1 + np.abs(H).max()))
 
 
 @pytest.mark.parametrize("f", OBJECTIVES, ids=repr)
@@ -73,7 +74,7 @@ def test_quadratic_constructors():
     with pytest.raises(ValueError, match="condition number"):
         F.Quadratic.from_condition_number(0.5)
     with pytest.raises(ValueError, match="positive definite"):
-        F.Quadratic(np.diag([1.0, -1.0])).minimizer
+        _ = F.Quadratic(np.diag([1.0, -1.0])).minimizer
 
 
 def test_values_accept_torch_tensors():

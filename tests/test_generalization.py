@@ -37,7 +37,7 @@ def test_deep_linear_gradients_by_finite_differences():
     loss, grads = gen.deep_linear_loss_grads(Ws, X, Y)
     assert np.isclose(loss, 0.5 * np.sum((gen.end_to_end(Ws) @ X - Y) ** 2) / 7)
     h = 1e-6
-    for l, W in enumerate(Ws):
+    for l in range(len(Ws)):
         for idx in [(0, 0), (1, 2)]:
             Wp = [V.copy() for V in Ws]
             Wp[l][idx] += h

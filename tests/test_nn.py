@@ -41,7 +41,7 @@ def test_softmax_and_jacobian():
     p = nn.softmax(z)
     assert p.sum() == pytest.approx(1.0) and np.all(p > 0)
     assert np.allclose(nn.softmax(z + 100.0), p)
-    J = np.array([fd(lambda t: nn.softmax(t)[i], z) for i in range(5)])
+    J = np.array([fd(lambda t, i=i: nn.softmax(t)[i], z) for i in range(5)])
     assert np.allclose(nn.softmax_jacobian(z), J, atol=1e-8)
 
 

@@ -241,5 +241,5 @@ def test_momentum_rules_validate_beta():
 
 def test_every_public_rule_is_listed():
     public = {n for n, f in vars(rules).items() if callable(f) and not n.startswith("_")
-              and getattr(f, "__module__", "") == "dlopt.rules"}
+              and getattr(f, "__module__", "") == rules.__name__}
     assert public == set(rules.__all__)

@@ -9,7 +9,8 @@ import dlopt
 from dlopt import calculus, functions, rules, stochastic
 
 
-@pytest.mark.parametrize("f", [functions.TwoBasin(), functions.QuarticBowl(), functions.QuarticBowl([2.0, 0.5, 0.1], a=0.3)])
+@pytest.mark.parametrize("f", [functions.TwoBasin(), functions.QuarticBowl(),
+                               functions.QuarticBowl([2.0, 0.5, 0.1], a=0.3)])
 def test_derivatives_match_finite_differences(f):
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -120,8 +121,11 @@ def test_polyak_average_and_ci():
     xs = np.arange(10.0)[:, None] * np.ones((1, 3))
     avg = stochastic.polyak_average(xs, start=2)
     assert avg.shape == (8, 3) and np.allclose(avg[:, 0], [np.mean(np.arange(2, k + 1)) for k in range(2, 10)])
-    m, lo, hi = stochastic.mean_ci(np.random.default_rng(0).standard_normal((400, 2)))
-    assert np.all(lo < m) and np.all(m < hi) and np.all(hi - lo < 0.3)
+    m, half = stochastic.mean_ci(np.random.default_rng(0).standard_normal((400, 2)), level=0.95)
+    assert np.all(half > 0) and np.all(2 * half < 0.3)
+    np.testing.assert_allclose(half, stochastic.mean_ci(np.random.default_rng(0).standard_normal((400, 2)))[1],
+                               rtol=1e-4)  # level 0.95 is z = 1.95996...
+    assert stochastic.mean_halfwidth is stochastic.mean_ci
 
 
 def test_two_state_occupancy():

@@ -1,34 +1,24 @@
 """dlopt: the optimizer package of *Optimization for Deep Learning*.
 
-Every chapter and exercise of the book imports this package instead of copying code:
+Every chapter and exercise of the book imports this package instead of copying code. It is
+organised by concept:
 
-- :mod:`dlopt.functions` -- test objectives with value, gradient and Hessian;
-- :mod:`dlopt.rules` -- each update rule written once, over numpy arrays and torch tensors;
-- :mod:`dlopt.trajectory` -- iterate a rule on an objective and record the path;
-- :mod:`dlopt.linesearch` -- exact (quadratic), backtracking Armijo and strong Wolfe line searches;
-- :mod:`dlopt.data` -- synthetic data sets (nothing is downloaded);
-- :mod:`dlopt.plots` -- the book's figures in one style;
-- :mod:`dlopt.calculus` -- finite-difference derivatives, Taylor models, critical points;
-- :mod:`dlopt.information` -- entropy, cross-entropy, KL divergence, softmax;
-- :mod:`dlopt.nn` -- activations, losses and a multilayer perceptron with hand-written backprop;
-- :mod:`dlopt.landscape` -- loss-landscape tools: symmetric minima, critical points, sharpness;
-- :mod:`dlopt.schedules` -- learning-rate schedules ``lr(k)`` (step, cosine, warm-up, ...), also as
-  ``torch.optim`` schedulers;
-- :mod:`dlopt.secondorder` -- Newton, Levenberg-Marquardt, BFGS, L-BFGS, Newton-CG, Hessian
-  approximations, and :func:`dlopt.minimize` (scipy's interface);
-- :mod:`dlopt.stochastic` -- ensembles of noisy runs, SGD noise floors, Langevin escape times,
-  Polyak--Ruppert averaging;
-- :mod:`dlopt.experiments` -- replay a rule on a gradient sequence, many seeded runs at once
-  (``run_batch``), confidence intervals, a small CNN and its training loop (adaptive methods);
-- :mod:`dlopt.convergence` -- the worst-case quadratic, accelerated gradient for convex problems,
-  and the convergence-rate bounds of the convergence-theory chapter;
-- :mod:`dlopt.generalization` -- implicit regularization, deep linear networks, rank floors,
-  SGD stability on neighbouring data sets, random features and minimum-norm fits;
-- :mod:`dlopt.distributed` -- data-parallel, asynchronous, local and compressed SGD (numpy
-  simulators) and real runs on ``torch.distributed`` (gloo on the loopback interface);
-- :mod:`dlopt.applications` -- compression (pruning, low rank), Pareto fronts, Lennard-Jones
-  clusters, replicator dynamics and Gaussian smoothing for the connections chapter;
-- :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
+- :mod:`dlopt.optim` -- the update rules (each written once, over numpy arrays, torch tensors and
+  collections of them), :func:`dlopt.run` (the one loop that applies a rule), schedules, line
+  searches, second-order methods (:func:`dlopt.minimize`) and :mod:`dlopt.torch` (drop-in
+  ``torch.optim`` classes, imported on first use);
+- :mod:`dlopt.problems` -- objectives with value, gradient and Hessian, data sets, small networks;
+- :mod:`dlopt.analysis` -- finite differences, critical points, spectra and rates of linear
+  iterations, information-theoretic quantities;
+- :mod:`dlopt.book` -- figures in one style, explorers, and the simulators of single chapters
+  (stochastic ensembles, adaptive-method experiments, convergence bounds, landscapes,
+  generalization, distributed training, applications);
+- :mod:`dlopt.grading` -- the autograder;
+- :mod:`dlopt.protocols` -- the contracts: ``Rule``, ``Oracle``, ``Objective``, ``Schedule``.
+
+Each module is also reachable by its short name, as the chapters use it: ``dlopt.rules`` is
+:mod:`dlopt.optim.rules`, ``dlopt.functions`` is :mod:`dlopt.problems.functions`,
+``dlopt.stochastic`` is :mod:`dlopt.book.stochastic`, and so on (``import dlopt.rules`` works too).
 """
 
 from __future__ import annotations
@@ -40,21 +30,19 @@ import sys
 
 import numpy as np
 
-from . import data, functions, linesearch, rules
-from . import calculus, information
-from . import landscape, nn
-from . import schedules, secondorder
-from . import stochastic
-from . import experiments
-from . import distributed
-from . import generalization
-from .secondorder import minimize
-from .trajectory import Trajectory, run
+from dlopt import analysis, optim, problems, protocols
+from dlopt.analysis import calculus, information
+from dlopt.book import distributed, experiments, generalization, landscape, stochastic
+from dlopt.optim import linesearch, rules, schedules, secondorder
+from dlopt.optim.runner import Trajectory, run
+from dlopt.optim.secondorder import minimize
+from dlopt.problems import data, functions, nn
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Trajectory",
+    "analysis",
     "calculus",
     "data",
     "device",
@@ -67,6 +55,9 @@ __all__ = [
     "linesearch",
     "minimize",
     "nn",
+    "optim",
+    "problems",
+    "protocols",
     "rules",
     "run",
     "schedules",
@@ -76,13 +67,65 @@ __all__ = [
 ]
 
 
+#: Where each module of the package lives (the package is organised by concept: ``optim``,
+#: ``problems``, ``analysis``, ``book``); ``dlopt.<name>`` and ``import dlopt.<name>`` keep working.
+_MODULES = {
+    "rules": "dlopt.optim.rules", "schedules": "dlopt.optim.schedules",
+    "linesearch": "dlopt.optim.linesearch", "secondorder": "dlopt.optim.secondorder",
+    "torch": "dlopt.optim.torch", "trajectory": "dlopt.optim.runner",
+    "functions": "dlopt.problems.functions", "data": "dlopt.problems.data", "nn": "dlopt.problems.nn",
+    "calculus": "dlopt.analysis.calculus", "information": "dlopt.analysis.information",
+    "quadratic_analysis": "dlopt.analysis.quadratic_analysis",
+    "plots": "dlopt.book.plots", "widgets": "dlopt.book.widgets", "experiments": "dlopt.book.experiments",
+    "stochastic": "dlopt.book.stochastic", "convergence": "dlopt.book.convergence",
+    "landscape": "dlopt.book.landscape", "generalization": "dlopt.book.generalization",
+    "distributed": "dlopt.book.distributed", "applications": "dlopt.book.applications",
+}
+
+
 def __getattr__(name: str):
-    """Import :mod:`dlopt.torch` on first use, so that ``import dlopt`` does not import torch."""
-    if name == "torch":
+    """Import the modules not imported eagerly (``dlopt.torch`` imports torch, ``plots`` and
+    ``widgets`` matplotlib) on first use."""
+    if name in _MODULES:
         import importlib
 
-        return importlib.import_module(".torch", __name__)
+        return importlib.import_module(_MODULES[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _ModuleAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import dlopt.rules`` (and ``dlopt.torch.lbfgs``, ...) gives the module where it now lives:
+    the same module object under both names."""
+
+    @staticmethod
+    def _target(name: str) -> str | None:
+        head, _, rest = name.partition(".")
+        if head != "dlopt":
+            return None
+        first, _, tail = rest.partition(".")
+        if first not in _MODULES:
+            return None
+        return _MODULES[first] + ("." + tail if tail else "")
+
+    def find_spec(self, name, path=None, target=None):
+        new = self._target(name)
+        if new is None or new == name:
+            return None
+        return importlib.util.spec_from_loader(name, self)
+
+    def create_module(self, spec):
+        import importlib
+
+        module = importlib.import_module(self._target(spec.name))
+        spec.loader_state = module.__spec__  # the module keeps its own spec (see exec_module)
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = module.__spec__.loader_state or module.__spec__
+
+
+if not any(isinstance(f, _ModuleAlias) for f in sys.meta_path):
+    sys.meta_path.insert(0, _ModuleAlias())
 
 
 def device(verbose: bool = False):

@@ -6,7 +6,8 @@ r"""Experiment harnesses for the chapter on adaptive methods (and anyone who nee
 - :func:`run_batch` advances many independent runs at once: the iterate is an ``(S, n)`` array,
   one row per run (seed), and the rules of :mod:`dlopt.rules`, being coordinate-wise, update all
   rows in one call. An optional projection keeps the iterates in a box (online problems).
-- :func:`mean_ci` turns the per-seed results into a mean and a confidence half-width.
+- :func:`mean_ci` (:func:`dlopt.stochastic.mean_ci`) turns the per-seed results into a mean and a
+  confidence half-width.
 - :func:`mlp_grad` and :func:`mlp_sampler` give the gradient of a :class:`dlopt.nn.MLP` for a
   *stack* of parameter vectors (one network per row), so that :func:`run_batch` trains many
   networks -- seeds -- in one vectorised loop.
@@ -16,17 +17,14 @@ r"""Experiment harnesses for the chapter on adaptive methods (and anyone who nee
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from .stochastic import mean_halfwidth
+from dlopt.optim.runner import as_oracle, run
+from dlopt.book.stochastic import mean_ci
 
 __all__ = ["replay", "run_batch", "mean_ci", "mlp_grad", "mlp_sampler", "digits_cnn", "train_classifier"]
-
-
-def _schedule(lr):
-    return lr if callable(lr) else (lambda k, _lr=float(lr): _lr)
 
 
 def replay(rule: Callable, grads, *, lr, x0=None, **hyperparameters) -> dict:
@@ -37,26 +35,17 @@ def replay(rule: Callable, grads, *, lr, x0=None, **hyperparameters) -> dict:
     ``"x"`` (the iterate after the step), ``"step"`` (``x_{t} - x_{t-1}``), ``"grad"``, and one
     entry per array-valued or scalar entry of the rule's ``state`` after the step (for example
     ``"exp_avg"`` and ``"exp_avg_sq"`` for Adam; the rule's step counter ``state["step"]`` is
-    recorded as ``"t"``).
+    recorded as ``"t"``). A view of :func:`dlopt.run` with the oracle ``k -> grads[k]``.
     """
     g = np.asarray(grads, dtype=float)
     squeeze = g.ndim == 1
     g = g.reshape(len(g), -1)
-    schedule = _schedule(lr)
     x = np.zeros(g.shape[1]) if x0 is None else np.array(x0, dtype=float).reshape(-1).copy()
-    state: dict = {}
-    rows: dict[str, list] = {"x": [], "step": [], "grad": []}
-    for k, gk in enumerate(g):
-        before = x.copy()
-        rule(x, gk, state, lr=schedule(k), **hyperparameters)
-        rows["x"].append(x.copy())
-        rows["step"].append(x - before)
-        rows["grad"].append(gk.copy())
-        for key, value in state.items():
-            if isinstance(value, (int, float, np.ndarray, np.number)):
-                name = "t" if key == "step" else key  # the rule's step counter
-                rows.setdefault(name, []).append(np.array(value, dtype=float, copy=True))
-    out = {key: np.array(v) for key, v in rows.items()}
+    traj = run(rule, lambda x, k, rng: g[k], x, len(g), lr=lr, record=("x", "grad", "state"),
+               blowup=None, **hyperparameters)
+    assert traj.xs is not None
+    out = {"x": traj.xs[1:], "step": np.diff(traj.xs, axis=0), "grad": traj.trace["grad"]}
+    out.update((key, v) for key, v in traj.trace.items() if key != "grad")
     if squeeze:
         out = {key: (v[:, 0] if v.ndim == 2 and v.shape[1] == 1 else v) for key, v in out.items()}
     return out
@@ -65,19 +54,21 @@ def replay(rule: Callable, grads, *, lr, x0=None, **hyperparameters) -> dict:
 def run_batch(rule: Callable, grad: Callable, x0, steps: int, *, lr, project=None, every: int = 1,
               trace: tuple[str, ...] = (), progress: bool = False, desc: str | None = None,
               **hyperparameters):
-    """Run ``steps`` iterations of ``rule`` on a stack of independent iterates.
+    """Run ``steps`` iterations of ``rule`` on a stack of independent iterates: a view of
+    :func:`dlopt.run` returning arrays.
 
     Parameters
     ----------
     rule
         A coordinate-wise rule of :mod:`dlopt.rules` (``rule(param, grad, state, lr=..., **hp)``).
     grad
-        Gradient oracle ``grad(X, k) -> array`` of the same shape as ``X``, where ``X`` holds one
-        iterate per row (for instance a mini-batch sampler that draws one batch per row).
+        Gradient oracle ``grad(X, k, rng)`` (or ``grad(X, k)``) of the same shape as ``X``, where
+        ``X`` holds one iterate per row (for instance a mini-batch sampler that draws one batch
+        per row).
     x0
         Starting points, shape ``(S, n)`` (``(n,)`` is treated as ``S = 1``).
     lr
-        A constant step size or a schedule ``lr(k)``.
+        A constant step size or a schedule ``lr(k)`` (so is every other hyperparameter).
     project
         ``None``, a pair ``(low, high)`` to clip the iterates to after each step (projected
         online methods), or a function modifying ``X`` in place.
@@ -92,47 +83,17 @@ def run_batch(rule: Callable, grad: Callable, x0, steps: int, *, lr, project=Non
     returns ``(iterates, traced)`` where ``traced[name]`` has shape ``(steps, S, n)`` (``(steps,)``
     for ``"lr"``).
     """
-    if steps < 0:
-        raise ValueError(f"steps must be non-negative, got {steps}")
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
     X = np.array(x0, dtype=float)
     if X.ndim == 1:
         X = X[None, :]
     if X.ndim != 2:
         raise ValueError(f"x0 must have shape (S, n) or (n,), got {np.shape(x0)}")
-    if project is not None and not callable(project):
-        low, high = project
-        project = lambda Z, _lo=low, _hi=high: np.clip(Z, _lo, _hi, out=Z)  # noqa: E731
-    schedule = _schedule(lr)
-    state: dict = {}
-    record = [X.copy()]
-    traced: dict[str, list] = {name: [] for name in trace}
-    iterator = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc=desc or getattr(rule, "__name__", "run_batch"), leave=False)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k in iterator:
-            g, eta = np.asarray(grad(X, k), dtype=float), schedule(k)
-            rule(X, g, state, lr=eta, **hyperparameters)
-            for name in trace:
-                value = g if name == "grad" else eta if name == "lr" else state[name]
-                traced[name].append(np.array(value, dtype=float, copy=True))
-            if project is not None:
-                project(X)
-            if (k + 1) % every == 0 or k + 1 == steps:
-                record.append(X.copy())
+    traj = run(rule, as_oracle(grad), X, steps, lr=lr, project=project, every=every,
+               record=("x", *trace), blowup=None, progress=progress,
+               desc=desc or getattr(rule, "__name__", "run_batch"), **hyperparameters)
     if trace:
-        return np.array(record), {name: np.array(v) for name, v in traced.items()}
-    return np.array(record)
-
-
-def mean_ci(values, axis: int = 0, z: float = 1.96):
-    """Mean and normal-approximation confidence half-width ``z·std/√S`` over the ``S`` runs along
-    ``axis``: :func:`dlopt.stochastic.mean_halfwidth` (non-finite runs make the mean non-finite)."""
-    return mean_halfwidth(values, axis, z)
+        return traj.xs, {name: traj.lrs if name == "lr" else traj.trace[name] for name in trace}
+    return traj.xs
 
 
 def mlp_grad(net, Theta, X, y, loss: str = "squared"):
@@ -145,7 +106,7 @@ def mlp_grad(net, Theta, X, y, loss: str = "squared"):
     shape of ``Theta`` whose row ``s`` is ``net.loss_and_grad(Theta[s], X[s], y[s], loss)[1]``: the
     network's own backpropagation (:meth:`dlopt.nn.MLP.backward`), row by row.
     """
-    from .nn import LOSSES
+    from dlopt.problems.nn import LOSSES
 
     Theta = np.asarray(Theta, dtype=float)
     squeeze = Theta.ndim == 1
@@ -167,9 +128,10 @@ def mlp_grad(net, Theta, X, y, loss: str = "squared"):
 
 
 def mlp_sampler(net, X, y, batch_size: int, rng: np.random.Generator, loss: str = "squared"):
-    r"""A mini-batch gradient oracle ``g(Theta, k)`` for :func:`run_batch`: every row of the stack
-    ``Theta`` (one network per row) draws its own batch of ``batch_size`` samples of ``(X, y)``
-    (uniformly, with replacement) at every call, and gets :func:`mlp_grad` on it."""
+    r"""A mini-batch gradient oracle ``g(Theta, k, rng)`` (using its own ``rng``) for
+    :func:`run_batch`: every row of the stack ``Theta`` (one network per row) draws its own batch
+    of ``batch_size`` samples of ``(X, y)`` (uniformly, with replacement) at every call, and gets
+    :func:`mlp_grad` on it."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y)
     m = X.shape[0]
@@ -178,7 +140,7 @@ def mlp_sampler(net, X, y, batch_size: int, rng: np.random.Generator, loss: str 
     if y.shape[0] != m:
         raise ValueError(f"X and y must have the same number of samples, got {m} and {y.shape[0]}")
 
-    def oracle(Theta, k):
+    def oracle(Theta, k, rng_=None):
         rows = 1 if np.ndim(Theta) == 1 else np.shape(Theta)[0]
         idx = rng.integers(0, m, size=(rows, batch_size))
         g = mlp_grad(net, np.reshape(Theta, (rows, -1)), X[idx], y[idx], loss)
@@ -220,7 +182,7 @@ def train_classifier(model, optimizer, X_train, y_train, X_test, y_test, *, epoc
     Xte, yte = as_t(X_test, torch.float32), as_t(y_test, torch.long)
     gen = torch.Generator().manual_seed(seed)
     m = len(Xtr)
-    history = {"train_loss": [], "test_loss": [], "test_acc": []}
+    history: dict[str, Any] = {"train_loss": [], "test_loss": [], "test_acc": []}
     start = time.perf_counter()
     epochs_iter = range(epochs)
     if progress:

@@ -27,11 +27,13 @@ Differences from ``torch.optim`` (all explicit):
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.optim.optimizer import Optimizer, _get_scalar_dtype
 
-from .. import rules
-from ..rules import _check
+from dlopt.optim import rules
+from dlopt.optim.rules import _check
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam", "RAdam", "NAMSGrad"]
 
@@ -64,7 +66,7 @@ def _compiled(device_type: str, rule):
     if step is None:
         import types
 
-        options = {"realize_opcount_threshold": 4, "size_asserts": False, "alignment_asserts": False}
+        options: dict[str, Any] = {"realize_opcount_threshold": 4, "size_asserts": False, "alignment_asserts": False}
         if device_type == "cuda":
             options["combo_kernels"] = True
         code = _apply.__code__.replace(co_name=f"_apply_{rule.__name__}_{device_type}")
@@ -87,7 +89,7 @@ class _RuleOptimizer(Optimizer):
     keys passed to it) and ``checked`` (the keys validated in the constructor, in torch's order).
     """
 
-    rule = None
+    rule: Any = None
     hyperparameters: tuple[str, ...] = ()
     checked: tuple[str, ...] = ()
 

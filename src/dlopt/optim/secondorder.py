@@ -29,7 +29,10 @@ import math
 
 import numpy as np
 
-from .linesearch import Backtracking, strong_wolfe
+from dlopt.analysis import calculus as _calculus
+from dlopt.analysis.calculus import _fd_eps
+from dlopt.analysis.calculus import hessian_vector_product as fd_hvp
+from dlopt.optim.linesearch import Backtracking, strong_wolfe
 
 __all__ = [
     "newton_step",
@@ -196,34 +199,13 @@ def hutchinson_diagonal(hessp, n: int, samples: int = 100, rng=None):
     return total / samples
 
 
-def _fd_eps(x, v) -> float:
-    """Central-difference step: cube root of machine epsilon, scaled to x and v."""
-    vnorm = float(np.linalg.norm(v))
-    return np.finfo(float).eps ** (1 / 3) * max(1.0, float(np.linalg.norm(x))) / max(vnorm, 1e-300)
-
-
-def fd_hvp(grad, x, v, eps: float | None = None):
-    r"""Finite-difference Hessian-vector product from two gradients,
-
-    .. math:: \nabla^2f(x)\,v\approx\frac{\nabla f(x+\varepsilon v)-\nabla f(x-\varepsilon v)}{2\varepsilon},
-
-    exact for quadratics and accurate to :math:`O(\varepsilon^2)` otherwise. ``grad`` is a
-    callable or an objective with ``.grad``; by default :math:`\varepsilon` is the cube root of the
-    machine epsilon, scaled by :math:`\max(1,\lVert x\rVert)/\lVert v\rVert`.
-    """
-    grad = grad.grad if hasattr(grad, "grad") else grad
-    x, v = np.asarray(x, dtype=float), np.asarray(v, dtype=float)
-    if not np.any(v):
-        return np.zeros_like(x)
-    eps = _fd_eps(x, v) if eps is None else float(eps)
-    return (np.asarray(grad(x + eps * v)) - np.asarray(grad(x - eps * v))) / (2 * eps)
-
-
 def fd_hessian(grad, x, eps: float | None = None):
-    """The full Hessian by :func:`fd_hvp` on each coordinate vector (``2n`` gradients), symmetrised."""
+    """The full Hessian from ``2n`` gradients (:func:`dlopt.calculus.hessian` with ``grad=``),
+    symmetrised; by default the step is the one :func:`fd_hvp` takes along a coordinate vector."""
+    grad = grad.grad if hasattr(grad, "grad") else grad
     x = np.asarray(x, dtype=float)
-    H = np.column_stack([fd_hvp(grad, x, e, eps) for e in np.eye(x.size)])
-    return 0.5 * (H + H.T)
+    h = _fd_eps(x, np.eye(x.size)[0]) if eps is None else float(eps)
+    return _calculus.hessian(None, x, h, grad=grad)
 
 
 def subsampled_hessian(objective, w, idx):
@@ -235,7 +217,7 @@ def subsampled_hessian(objective, w, idx):
     :class:`~dlopt.functions.LogisticRegression` (:math:`X_S^\top D_SX_S/|S|+\lambda I`); any other
     objective must provide ``batch_hess(w, idx)``.
     """
-    from .functions import LeastSquares, LogisticRegression
+    from dlopt.problems.functions import LeastSquares, LogisticRegression
 
     idx = np.asarray(idx)
     if idx.size == 0:
@@ -275,7 +257,7 @@ class _Problem:
         self.args, self.eps, self.n = tuple(args), eps, x0.size
         self._hess, self._hessp = hess, hessp
         if hasattr(fun, "value") and hasattr(fun, "grad") and not callable(jac):
-            from .functions import Objective
+            from dlopt.problems.functions import Objective
 
             objective = fun
             if getattr(objective, "dim", x0.size) != x0.size:
@@ -498,7 +480,8 @@ def _newton_cg(P, x, f, g, o):
     """Newton-CG: truncated CG on Hessian-vector products (forcing term min(½, √‖g‖)‖g‖), strong Wolfe."""
     while True:
         gnorm = float(np.linalg.norm(g))
-        d, _ = truncated_cg(lambda v: P.hessp(x, v), g, min(0.5, math.sqrt(gnorm)) * gnorm, o["cg_maxiter"] or 2 * x.size)
+        d, _ = truncated_cg(lambda v, x=x: P.hessp(x, v), g, min(0.5, math.sqrt(gnorm)) * gnorm,
+                            o["cg_maxiter"] or 2 * x.size)
         if not g @ d < 0:
             d = -g
         x, f, g, _ = _wolfe_step(P, x, f, g, d, 1.0, o)
@@ -640,7 +623,9 @@ def minimize(fun, x0, args=(), jac=None, hess=None, hessp=None, method: str = "l
                 break
             x, f, g = x_new, f_new, g_new
             if o["path"]:
-                path.append(x.copy()), values.append(f), grad_norms.append(float(np.max(np.abs(g))))
+                path.append(x.copy())
+                values.append(f)
+                grad_norms.append(float(np.max(np.abs(g))))
             if callback is not None:
                 try:
                     callback(np.copy(x))

@@ -32,8 +32,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import plots
-from .trajectory import Trajectory
+from dlopt.book import plots
+from dlopt.optim.runner import Trajectory, run
 
 __all__ = ["PathExplorer"]
 
@@ -124,23 +124,19 @@ class PathExplorer:
     def compute(self, **params) -> dict[str, Trajectory]:
         """Run every method with the given parameters; returns ``{label: Trajectory}``.
 
-        The loop calls the same rule as :func:`dlopt.run` and gives the same iterates, but leaves
-        out the per-step bookkeeping: values and gradient norms are evaluated for the whole path
-        in one batched call afterwards, and the path is cut where it blows up (as ``run`` does).
-        That halves the time of a 500-step path.
+        Each path is :func:`dlopt.run` recording only the iterates; values and gradient norms are
+        evaluated for the whole path in one batched call afterwards, and the path is cut where it
+        blows up (as ``run`` does with a single run). That halves the time of a 500-step path.
         """
         out = {}
         for label, (rule, _, _) in self.methods.items():
             kw = self._kwargs(label, params)
             lr = float(kw.pop("lr"))
-            x, state = self.x0.copy(), {}
-            xs = np.empty((self.steps + 1, 2))
-            xs[0] = x
+            xs = run(rule, self.objective, self.x0, self.steps, lr=lr, record=("x",), blowup=None,
+                     **kw).xs
+            assert xs is not None
             grad = self.objective.grad
             with np.errstate(over="ignore", invalid="ignore"):
-                for k in range(self.steps):
-                    rule(x, grad(x), state, lr=lr, **kw)
-                    xs[k + 1] = x
                 values = self.objective.value(xs)
                 bad = ~np.isfinite(values) | (np.abs(values) > self.blowup)
                 diverged = bool(bad.any())
@@ -183,6 +179,7 @@ class PathExplorer:
         t1 = time.perf_counter()
         for label, t in self.trajectories.items():
             xs = t.xs
+            assert xs is not None and t.values is not None
             self.lines[label].set_data(xs[:, 0], xs[:, 1])
             gap = np.maximum(t.values - self.minimum, 1e-300)
             self.curves[label].set_data(np.arange(len(gap)), gap)
@@ -274,7 +271,8 @@ class ScheduleBasinExplorer:
 
     def __init__(self, objective=None, sigma2: float = 20.0, steps: int = 3000, shape: str = "cosine",
                  eta0: float = 0.04, eta_end: float = 4e-4):
-        from . import functions, stochastic
+        from dlopt.problems import functions
+        from dlopt.book import stochastic
 
         self.objective = functions.TwoBasin() if objective is None else objective
         self.sigma2, self.steps = float(sigma2), int(steps)
@@ -299,7 +297,7 @@ class ScheduleBasinExplorer:
 
     def schedule(self, shape: str, eta0: float, eta_end: float):
         """The :mod:`dlopt.schedules` object for a shape with the given endpoints."""
-        from . import schedules
+        from dlopt.optim import schedules
 
         K = self.steps
         if shape == "exponential":
@@ -313,7 +311,7 @@ class ScheduleBasinExplorer:
 
     def predict(self, shape: str, eta0: float, eta_end: float):
         """``(lrs, p_flat)``: the step sizes and the predicted fraction in the flat basin per step."""
-        from . import stochastic
+        from dlopt.book import stochastic
 
         lrs = self.schedule(shape, eta0, eta_end).values(self.steps + 1)
         log_t = np.log(lrs * self.sigma2 / 2)

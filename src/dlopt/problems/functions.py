@@ -61,7 +61,7 @@ class Objective:
         """Evaluate a 2-D objective on a ``num × num`` grid; returns ``(X, Y, Z)``."""
         if self.dim != 2:
             raise ValueError(f"on_grid needs a 2-D objective, {self.name} has dim={self.dim}")
-        X, Y = np.meshgrid(np.linspace(*xlim, num), np.linspace(*ylim, num))
+        X, Y = np.meshgrid(np.linspace(xlim[0], xlim[1], num), np.linspace(ylim[0], ylim[1], num))
         return X, Y, self.value(np.stack([X, Y], axis=-1))
 
     def __repr__(self) -> str:
@@ -79,7 +79,29 @@ def random_rotation(n: int, rng: np.random.Generator) -> np.ndarray:
     return Q * np.sign(np.diag(R))
 
 
-class Quadratic(Objective):
+class _Spectral:
+    """``L``, ``mu`` and ``kappa`` of an objective with a constant Hessian whose ascending
+    ``eigenvalues`` it stores (a quadratic, least squares)."""
+
+    eigenvalues: np.ndarray
+
+    @property
+    def L(self) -> float:
+        """Smoothness constant: the largest eigenvalue of the Hessian."""
+        return float(self.eigenvalues[-1])
+
+    @property
+    def mu(self) -> float:
+        """Strong-convexity constant: the smallest eigenvalue of the Hessian."""
+        return float(self.eigenvalues[0])
+
+    @property
+    def kappa(self) -> float:
+        """Condition number ``L / μ`` (infinite unless the Hessian is positive definite)."""
+        return self.L / self.mu if self.mu > 0 else np.inf
+
+
+class Quadratic(_Spectral, Objective):
     r"""The quadratic :math:`f(x) = \tfrac12 x^\top A x - b^\top x + c` with symmetric ``A``.
 
     Its gradient is :math:`Ax - b` and its Hessian is ``A`` everywhere, so it is
@@ -123,20 +145,6 @@ class Quadratic(Objective):
         lam = L * np.logspace(-np.log10(kappa), 0, n) if n > 1 else np.array([L])
         return cls.from_eigenvalues(lam, b=b, seed=seed, **kw)
 
-    @property
-    def L(self) -> float:
-        """Smoothness constant: the largest eigenvalue of ``A``."""
-        return float(self.eigenvalues[-1])
-
-    @property
-    def mu(self) -> float:
-        """Strong-convexity constant: the smallest eigenvalue of ``A``."""
-        return float(self.eigenvalues[0])
-
-    @property
-    def kappa(self) -> float:
-        """Condition number ``L / μ`` (infinite unless ``A`` is positive definite)."""
-        return self.L / self.mu if self.mu > 0 else np.inf
 
     @property
     def minimizer(self) -> np.ndarray:
@@ -326,7 +334,7 @@ class DoubleWell(Objective):
 
 
 @dataclass
-class LeastSquares(Objective):
+class LeastSquares(_Spectral, Objective):
     r"""Empirical risk of linear least squares, :math:`\mathcal L(w)=\frac1{2m}\lVert Xw-y\rVert^2`.
 
     ``m`` samples (rows of ``X``), ``n`` features. Besides the full gradient
@@ -346,14 +354,6 @@ class LeastSquares(Objective):
         self.m, self.dim = self.X.shape
         self._H = self.X.T @ self.X / self.m
         self.eigenvalues = np.linalg.eigvalsh(self._H)
-
-    @property
-    def L(self) -> float:
-        return float(self.eigenvalues[-1])
-
-    @property
-    def mu(self) -> float:
-        return float(self.eigenvalues[0])
 
     @property
     def minimizer(self) -> np.ndarray:
@@ -383,12 +383,12 @@ class LeastSquares(Objective):
         return (Xb @ np.asarray(w, dtype=float) - self.y[idx]) @ Xb / idx.size
 
     def sampler(self, batch_size: int, rng: np.random.Generator):
-        """A gradient oracle ``g(w, t)`` that draws a fresh mini-batch (without replacement
-        within the batch) at every call -- pass it to :func:`dlopt.run` as ``grad=``."""
+        """A gradient oracle ``g(w, k, rng)`` (using its own ``rng``) that draws a fresh
+        mini-batch (without replacement within the batch) at every call -- pass it to :func:`dlopt.run` as ``grad=``."""
         if not 1 <= batch_size <= self.m:
             raise ValueError(f"batch_size must be in [1, {self.m}], got {batch_size}")
 
-        def oracle(w, t):
+        def oracle(w, k, rng_=None):
             return self.batch_grad(w, rng.choice(self.m, size=batch_size, replace=False))
 
         return oracle
@@ -512,12 +512,13 @@ class RobustRegression(Objective):
         return np.einsum("...b,...bn->...n", 2.0 * r / (1.0 + r * r) ** 2, Xb) / idx.shape[-1]
 
     def sampler(self, batch_size: int, rng: np.random.Generator):
-        """A gradient oracle ``g(w, t)`` drawing a fresh mini-batch (with replacement) per call;
+        """A gradient oracle ``g(w, k, rng)`` (using its own ``rng``) drawing a fresh mini-batch
+        (with replacement) per call;
         for a stack ``w`` of shape ``(S, n)`` each row gets its own batch."""
         if not 1 <= batch_size <= self.m:
             raise ValueError(f"batch_size must be in [1, {self.m}], got {batch_size}")
 
-        def oracle(w, t):
+        def oracle(w, k, rng_=None):
             shape = np.shape(w)[:-1] + (batch_size,)
             return self.batch_grad(w, rng.integers(0, self.m, size=shape))
 
@@ -598,7 +599,8 @@ def level_set(objective: Objective, level: float, xlim=(-2, 2), ylim=(-2, 2), sp
 
     X, Y, Z = objective.on_grid(xlim, ylim, num)
     pieces = []
-    for line in contourpy.contour_generator(X, Y, Z).lines(level):
+    for piece in contourpy.contour_generator(X, Y, Z).lines(level):
+        line = np.asarray(piece, dtype=float)
         arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
         if arc[-1] < 20 * spacing:
             continue

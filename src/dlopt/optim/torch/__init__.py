@@ -16,12 +16,12 @@ This subpackage imports torch; ``import dlopt`` alone does not.
 
 from __future__ import annotations
 
-from .optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, NAMSGrad, RAdam, RMSprop
+from dlopt.optim.torch.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, NAMSGrad, RAdam, RMSprop
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam", "RAdam", "NAMSGrad"]
 
 try:  # written separately (second-order methods); optional until that module exists
-    from .lbfgs import LBFGS
+    from dlopt.optim.torch.lbfgs import LBFGS  # noqa: F401 - exported below
 except ModuleNotFoundError as exc:  # pragma: no cover
     if exc.name != f"{__name__}.lbfgs":
         raise

@@ -23,11 +23,13 @@ __all__ = [
     "gradient",
     "jacobian",
     "hessian",
+    "hessian_vector_product",
     "directional_derivative",
     "gradient_error",
     "taylor",
     "classify",
     "critical_points",
+    "newton_critical_points",
     "CRITICAL_POINT_KINDS",
 ]
 
@@ -73,8 +75,9 @@ def jacobian(F: Callable, x, h: float = 1e-6) -> np.ndarray:
     return np.stack(cols, axis=-1)
 
 
-def hessian(f: Callable, x, h: float = 1e-4, grad: Callable | None = None) -> np.ndarray:
-    r"""Finite-difference Hessian, symmetrised.
+def hessian(f: Callable | None, x, h: float = 1e-4, grad: Callable | None = None) -> np.ndarray:
+    r"""Finite-difference Hessian, symmetrised: the one implementation (``landscape.hessian_from_grad``
+    and ``secondorder.fd_hessian`` call it).
 
     With ``grad`` (an exact gradient) it is the central-difference Jacobian of the gradient,
     step ``h``; otherwise second differences of ``f``:
@@ -85,6 +88,8 @@ def hessian(f: Callable, x, h: float = 1e-4, grad: Callable | None = None) -> np
     n = x.size
     if grad is not None:
         H = jacobian(lambda z: np.asarray(grad(z), dtype=float), x, h)
+    elif f is None:
+        raise ValueError("hessian() needs f or grad")
     else:
         H = np.empty((n, n))
         E = np.eye(n) * h
@@ -93,6 +98,29 @@ def hessian(f: Callable, x, h: float = 1e-4, grad: Callable | None = None) -> np
                 H[i, j] = H[j, i] = (float(f(x + E[i] + E[j])) - float(f(x + E[i] - E[j]))
                                      - float(f(x - E[i] + E[j])) + float(f(x - E[i] - E[j]))) / (4 * h * h)
     return 0.5 * (H + H.T)
+
+
+def _fd_eps(x, v) -> float:
+    """Central-difference step: cube root of machine epsilon, scaled to x and v."""
+    vnorm = float(np.linalg.norm(v))
+    return np.finfo(float).eps ** (1 / 3) * max(1.0, float(np.linalg.norm(x))) / max(vnorm, 1e-300)
+
+
+def hessian_vector_product(grad, x, v, eps: float | None = None):
+    r"""Finite-difference Hessian-vector product from two gradients,
+
+    .. math:: \nabla^2f(x)\,v\approx\frac{\nabla f(x+\varepsilon v)-\nabla f(x-\varepsilon v)}{2\varepsilon},
+
+    exact for quadratics and accurate to :math:`O(\varepsilon^2)` otherwise. ``grad`` is a
+    callable or an objective with ``.grad``; by default :math:`\varepsilon` is the cube root of the
+    machine epsilon, scaled by :math:`\max(1,\lVert x\rVert)/\lVert v\rVert`.
+    """
+    grad = grad.grad if hasattr(grad, "grad") else grad
+    x, v = np.asarray(x, dtype=float), np.asarray(v, dtype=float)
+    if not np.any(v):
+        return np.zeros_like(x)
+    eps = _fd_eps(x, v) if eps is None else float(eps)
+    return (np.asarray(grad(x + eps * v)) - np.asarray(grad(x - eps * v))) / (2 * eps)
 
 
 def directional_derivative(f: Callable, x, v, h: float = 1e-6) -> float:
@@ -106,7 +134,7 @@ def gradient_error(f: Callable, grad: Callable, x, h: float = 1e-6) -> float:
     r"""Relative error :math:`\lVert g-\hat g\rVert/\max(1,\lVert g\rVert)` between ``grad(x)`` and
     the finite-difference gradient -- a gradient check; below about ``1e-6`` the two agree."""
     g = np.asarray(grad(_vector(x)), dtype=float)
-    return float(np.linalg.norm(g - gradient(f, x, h)) / max(1.0, np.linalg.norm(g)))
+    return float(np.linalg.norm(g - gradient(f, x, h)) / max(1.0, float(np.linalg.norm(g))))
 
 
 def taylor(objective, x, d, order: int = 2):
@@ -151,41 +179,90 @@ def classify(H, tol: float = 1e-8) -> str:
     return "degenerate"
 
 
+def newton_critical_points(objective, starts, steps: int = 50, damping: float | None = 1e-2,
+                           tol: float = 1e-9) -> dict:
+    r"""Critical points of ``objective`` (:math:`\nabla f=0`) found from every row of ``starts`` at
+    once by a Newton-type method; the one critical-point search of the package.
+
+    With ``damping`` :math:`\lambda` (default) a damped Gauss--Newton method on
+    :math:`\tfrac12\lVert\nabla f(x)\rVert^2`:
+
+    .. math:: x \leftarrow x-(H^2+\lambda I)^{-1}H\,g,\qquad g=\nabla f(x),\ H=\nabla^2 f(x),
+
+    where the damping of each start shrinks after a step that reduced :math:`\lVert g\rVert` and
+    grows otherwise. With ``damping=None`` Newton's method on the equation :math:`\nabla f(x)=0`,
+    steps :math:`-\nabla^2f(x)^{+}\nabla f(x)` (pseudo-inverse, so a singular Hessian is allowed);
+    a start stops once its step is below ``1e-13`` (relative) or it leaves ``|x| <= 1e6``. Both are
+    attracted to critical points of *every* index (minima, saddles, maxima) -- what we want when
+    surveying them. The objective's ``grad`` and ``hess`` must accept stacks of points ``(k, n)``.
+
+    Returns a dict of numpy arrays: ``x`` (points), ``value``, ``grad_norm``, ``eigenvalues`` (of
+    the Hessian, ascending, one row per point; NaN for points that blew up) and ``converged``
+    (``grad_norm <= tol``).
+    """
+    x = np.array(starts, dtype=float, ndmin=2)
+    k, n = x.shape
+    if damping is None:
+        active = np.ones(k, dtype=bool)
+        with np.errstate(all="ignore"):
+            for _ in range(steps):
+                if not active.any():
+                    break
+                xa = x[active]
+                step = (np.linalg.pinv(objective.hess(xa)) @ objective.grad(xa)[..., None])[..., 0]
+                step[~np.isfinite(step).all(axis=1)] = 0.0
+                x[active] = xa - step
+                small = np.linalg.norm(step, axis=1) <= 1e-13 * (1 + np.linalg.norm(x[active], axis=1))
+                blown = ~np.isfinite(x[active]).all(axis=1) | (np.abs(x[active]).max(axis=1) > 1e6)
+                idx = np.flatnonzero(active)
+                active[idx[small | blown]] = False
+            finite = np.isfinite(x).all(axis=1)
+            gn = np.full(k, np.nan)
+            gn[finite] = np.linalg.norm(objective.grad(x[finite]), axis=1)
+        eig = np.full((k, n), np.nan)
+        if finite.any():
+            eig[finite] = np.linalg.eigvalsh(objective.hess(x[finite]))
+        with np.errstate(all="ignore"):
+            value = np.asarray(objective.value(x), dtype=float)
+        return {"x": x, "value": value, "grad_norm": gn, "eigenvalues": eig, "converged": gn <= tol}
+    lam = np.full(k, float(damping))
+    g = objective.grad(x)
+    gn = np.linalg.norm(g, axis=1)
+    eye = np.eye(n)
+    for _ in range(steps):
+        H = objective.hess(x)
+        A = H @ H + lam[:, None, None] * eye
+        step = np.linalg.solve(A, (H @ g[:, :, None]))[:, :, 0]
+        trial = x - step
+        g_new = objective.grad(trial)
+        gn_new = np.linalg.norm(g_new, axis=1)
+        ok = np.isfinite(gn_new) & (gn_new < gn)
+        x = np.where(ok[:, None], trial, x)
+        g = np.where(ok[:, None], g_new, g)
+        gn = np.where(ok, gn_new, gn)
+        lam = np.clip(np.where(ok, lam / 3, lam * 4), 1e-14, 1e8)
+    eig = np.linalg.eigvalsh(objective.hess(x))
+    return {"x": x, "value": np.asarray(objective.value(x), dtype=float), "grad_norm": gn,
+            "eigenvalues": eig, "converged": gn <= tol}
+
+
 def critical_points(objective, xlim=(-2, 2), ylim=(-2, 2), num: int = 15, tol: float = 1e-10,
                     max_iter: int = 100, merge: float = 1e-3) -> np.ndarray:
     r"""All critical points (:math:`\nabla f=0`) of a 2-D objective found inside a box.
 
-    Newton's method on the equation :math:`\nabla f(x)=0` (steps
-    :math:`-\nabla^2f(x)^{+}\nabla f(x)`, pseudo-inverse so that a singular Hessian is allowed) is started
-    from a ``num × num`` grid over the box; converged points inside the box are merged when they
-    lie within ``merge`` of each other. Returns an ``(k, 2)`` array sorted by ``x₁`` then ``x₂``.
-    Newton converges to a critical point of *any* type, which is why it finds saddles and maxima
-    as well as minima. It stops when the step is below ``1e-13`` (relative) or after ``max_iter``
-    steps; a point is kept if there ``‖∇f‖ ≤ tol``. At degenerate critical points Newton converges
-    only linearly, which ``max_iter`` must allow for.
+    Newton's method on the equation :math:`\nabla f(x)=0` (:func:`newton_critical_points` with
+    ``damping=None``) is started from a ``num × num`` grid over the box; converged points
+    (``‖∇f‖ ≤ tol``) inside the box are merged when they lie within ``merge`` of each other.
+    Returns an ``(k, 2)`` array sorted by ``x₁`` then ``x₂``. Newton converges to a critical point
+    of *any* type, which is why it finds saddles and maxima as well as minima. At degenerate
+    critical points it converges only linearly, which ``max_iter`` must allow for.
     """
     if objective.dim != 2:
         raise ValueError(f"critical_points needs a 2-D objective, {objective.name} has dim={objective.dim}")
-    gx, gy = np.meshgrid(np.linspace(*xlim, num), np.linspace(*ylim, num))
-    X = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    active = np.ones(len(X), dtype=bool)
-    with np.errstate(all="ignore"):
-        for _ in range(max_iter):  # Newton on all starts at once (pseudo-inverse: singular H is fine)
-            if not active.any():
-                break
-            Xa = X[active]
-            G = objective.grad(Xa)
-            step = (np.linalg.pinv(objective.hess(Xa)) @ G[..., None])[..., 0]
-            step[~np.isfinite(step).all(axis=1)] = 0.0
-            X[active] = Xa - step
-            small = np.linalg.norm(step, axis=1) <= 1e-13 * (1 + np.linalg.norm(X[active], axis=1))
-            blown = ~np.isfinite(X[active]).all(axis=1) | (np.abs(X[active]).max(axis=1) > 1e6)
-            idx = np.flatnonzero(active)
-            active[idx[small | blown]] = False
-        ok = np.isfinite(X).all(axis=1)
-        X = X[ok]
-        ok = np.linalg.norm(objective.grad(X), axis=1) <= tol
-    X = X[ok]
+    gx, gy = np.meshgrid(np.linspace(xlim[0], xlim[1], num), np.linspace(ylim[0], ylim[1], num))
+    res = newton_critical_points(objective, np.stack([gx.ravel(), gy.ravel()], axis=1), steps=max_iter,
+                                 damping=None, tol=tol)
+    X = res["x"][res["converged"]]
     inside = (X[:, 0] >= xlim[0]) & (X[:, 0] <= xlim[1]) & (X[:, 1] >= ylim[0]) & (X[:, 1] <= ylim[1])
     found: list[np.ndarray] = []
     for x in X[inside]:

@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from dlopt.optim import rules
+
 __all__ = [
     "allreduce_worker",
     "critical_delay_step",
@@ -75,7 +77,7 @@ def sync_sgd(X, y, w0, *, lr: float, steps: int, workers: int = 1, batch: int = 
             if error_feedback:
                 memory = corrected - sent
             grads = sent
-        w = w - lr * grads.mean(axis=0)
+        rules.gd(w, grads.mean(axis=0), lr=lr)
         path.append(w.copy())
     return np.array(path)
 
@@ -94,7 +96,7 @@ def local_sgd(X, y, w0, *, lr: float, rounds: int, period: int, workers: int, ba
         for h in range(period):
             k = r * period + h
             for q in range(workers):
-                replicas[q] -= lr * lsq_grad(X[idx[k, q]], y[idx[k, q]], replicas[q])
+                rules.gd(replicas[q], lsq_grad(X[idx[k, q]], y[idx[k, q]], replicas[q]), lr=lr)
         w = replicas.mean(axis=0)
         path.append(w.copy())
     return np.array(path)
@@ -116,7 +118,8 @@ def delayed_gd(grad: Callable, x0, *, lr: float, steps: int, delay=0, seed: int 
         if tau < 0:
             raise ValueError(f"delays must be >= 0, got {tau}")
         stale = path[max(k - tau, 0)]
-        path[k + 1] = path[k] - lr * np.asarray(grad(stale), dtype=float)
+        path[k + 1] = path[k]
+        rules.gd(path[k + 1], np.asarray(grad(stale), dtype=float), lr=lr)
         if not np.all(np.isfinite(path[k + 1])) or np.abs(path[k + 1]).max() > 1e150:
             path[k + 1:] = np.inf
             break
@@ -229,8 +232,6 @@ def launch(worker: Callable, world_size: int, timeout: float = 60.0, **kwargs) -
 
 def _torch_grad(X, y, w, rows):
     """Gradient of ``0.5*mean((X w - y)^2)`` on ``rows`` by autograd (float64)."""
-    import torch
-
     w = w.detach().clone().requires_grad_(True)
     loss = 0.5 * ((X[rows] @ w - y[rows]) ** 2).mean()
     loss.backward()

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlopt.optim import rules
+
 __all__ = ["gd_filter", "ridge_filter", "ridge", "random_labels", "deep_linear_init",
            "deep_linear_loss_grads", "train_deep_linear", "end_to_end", "rank_floor",
            "logistic_sgd_pair", "bias_variance", "relu_features", "min_norm", "weighted_min_norm",
@@ -129,7 +131,7 @@ def train_deep_linear(X, Y, widths, lr: float = 0.1, steps: int = 2000, seed: in
         losses.append(loss)
         if not np.isfinite(loss):
             break
-        weights = [W - lr * g for W, g in zip(weights, grads)]
+        rules.gd(weights, grads, lr=lr)
     losses.append(deep_linear_loss_grads(weights, X, Y)[0])
     return weights, np.array(losses)
 
@@ -178,8 +180,8 @@ def logistic_sgd_pair(X, y, X2, y2, lr: float, order, w0=None):
     w2 = w.copy()
     dist = [0.0 if w0 is None else float(np.linalg.norm(w - w2))]
     for i, eta in zip(order, lrs):
-        w = w - eta * _logistic_sample_grad(w, X[i], y[i])
-        w2 = w2 - eta * _logistic_sample_grad(w2, X2[i], y2[i])
+        rules.gd([w, w2], [_logistic_sample_grad(w, X[i], y[i]),
+                           _logistic_sample_grad(w2, X2[i], y2[i])], lr=eta)
         dist.append(float(np.linalg.norm(w - w2)))
     return w, w2, np.array(dist)
 

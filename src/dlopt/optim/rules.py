@@ -1,7 +1,7 @@
 r"""Update rules, each written once.
 
 Every rule in this module follows one convention, so that the 2-D demos (numpy arrays), the
-training loops (torch tensors) and the ``torch.optim``-style classes of :mod:`dlopt.torch` all call
+training loops (torch tensors) and the ``torch.optim``-style classes of ``dlopt.torch`` all call
 the *same* code:
 
 .. code-block:: python
@@ -48,6 +48,8 @@ A rule's body should read like the formula in the book: the chapter shows it wit
 
 from __future__ import annotations
 
+import functools
+import operator
 import sys
 
 import numpy as np
@@ -69,8 +71,99 @@ __all__ = [
 ]
 
 
+class _Many(list):
+    """Several arrays (or tensors) updated as one parameter: arithmetic applies entry by entry.
+
+    A rule called with a list or dict of arrays sees its parameters, gradients and state buffers as
+    ``_Many`` lists, so its body -- ``v *= beta``, ``m / (1 - beta1**t)`` -- is unchanged; the
+    helpers below dispatch a ``_Many`` entry by entry (the place a list of tensors can go to
+    ``torch._foreach_*`` ops).
+    """
+
+    __slots__ = ()
+    __array_ufunc__ = None  # numpy scalars defer to _Many's reflected operators
+
+    def _map(self, fn, other):
+        if isinstance(other, _Many):
+            return _Many(fn(a, b) for a, b in zip(self, other, strict=True))
+        return _Many(fn(a, other) for a in self)
+
+    def _imap(self, fn, other):
+        others = other if isinstance(other, _Many) else [other] * len(self)
+        for i, (a, b) in enumerate(zip(self, others, strict=True)):
+            self[i] = fn(a, b)  # numpy and torch update ``a`` in place and return it
+        return self
+
+    def __add__(self, o): return self._map(operator.add, o)  # noqa: E704
+    def __radd__(self, o): return self._map(lambda a, b: b + a, o)  # noqa: E704
+    def __sub__(self, o): return self._map(operator.sub, o)  # noqa: E704
+    def __rsub__(self, o): return self._map(lambda a, b: b - a, o)  # noqa: E704
+    def __mul__(self, o): return self._map(operator.mul, o)  # noqa: E704
+    def __rmul__(self, o): return self._map(lambda a, b: b * a, o)  # noqa: E704
+    def __truediv__(self, o): return self._map(operator.truediv, o)  # noqa: E704
+    def __rtruediv__(self, o): return self._map(lambda a, b: b / a, o)  # noqa: E704
+    def __neg__(self): return _Many(-a for a in self)  # noqa: E704
+    def __iadd__(self, o): return self._imap(operator.iadd, o)  # noqa: E704
+    def __isub__(self, o): return self._imap(operator.isub, o)  # noqa: E704
+    def __imul__(self, o): return self._imap(operator.imul, o)  # noqa: E704
+    def __itruediv__(self, o): return self._imap(operator.itruediv, o)  # noqa: E704
+
+
+def _each(fn, *args):
+    """Apply a helper entry by entry over the ``_Many`` arguments (others are shared)."""
+    n = next(len(a) for a in args if isinstance(a, _Many))
+    cols = [a if isinstance(a, _Many) else [a] * n for a in args]
+    return _Many(fn(*row) for row in zip(*cols, strict=True))
+
+
+def _as_param(x, what: str):
+    """Check one parameter array (or tensor): floating point."""
+    if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{what} must be a floating-point array (updated in place), got dtype {x.dtype}; "
+                            "convert it with np.asarray(x, dtype=float)")
+        return x
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        if not (x.is_floating_point() or x.is_complex()):
+            raise TypeError(f"{what} must be a floating-point tensor, got dtype {x.dtype}")
+        return x
+    raise TypeError(f"{what} must be a numpy array or a torch tensor (or a list/dict of them), "
+                    f"got {type(x).__name__}")
+
+
+def _over_collections(rule):
+    """Let ``rule`` take one array or a list/tuple/dict of arrays (numpy or torch) as ``param``.
+
+    With a collection, ``grad`` is the same kind of collection (a dict: the same keys); ``state``
+    holds one buffer per name for the whole collection (a list of arrays, in ``param``'s order).
+    """
+
+    @functools.wraps(rule)
+    def step(param, grad, state=None, **hyperparameters):
+        if isinstance(param, (list, tuple, dict)) and not isinstance(param, _Many):
+            if isinstance(param, dict):
+                if not isinstance(grad, dict) or grad.keys() != param.keys():
+                    raise TypeError("with a dict of parameters, grad must be a dict with the same keys")
+                param, grad = list(param.values()), list(grad.values())
+            elif not isinstance(grad, (list, tuple)) or len(grad) != len(param):
+                raise TypeError(f"with {len(param)} parameters, grad must be a list of {len(param)} arrays")
+            if not param:
+                raise ValueError("empty list of parameters")
+            param = _Many(_as_param(p, f"parameter {i}") for i, p in enumerate(param))
+            grad = _Many(grad)
+        elif not isinstance(param, _Many):
+            _as_param(param, "param")
+        return rule(param, grad, state, **hyperparameters)
+
+    return step
+
+
 def _norm(x) -> float:
-    """Euclidean norm of a numpy array or torch tensor, as a Python float."""
+    """Euclidean norm of a numpy array or torch tensor (of all entries of a collection), as a
+    Python float."""
+    if isinstance(x, _Many):
+        return sum(float((a * a).sum()) for a in x) ** 0.5
     return float((x * x).sum()) ** 0.5
 
 
@@ -161,13 +254,21 @@ def nesterov(param, grad, state, *, lr, beta=0.9):
     ``torch.optim.SGD(momentum=beta, nesterov=True)``: its buffer is
     :math:`b = -v/\eta` (for a constant :math:`\eta`) and its update
     :math:`y \leftarrow y - \eta (g + \beta b)` is the line above.
+
+    A momentum that changes with the step, :math:`\beta_k`, is allowed (pass a schedule to
+    :func:`dlopt.run`): since :math:`y_k = x_k + \beta_{k-1} v_k`, the velocity is
+    :math:`v_{k+1} = \beta_{k-1} v_k - \eta\nabla f(y_k)` and the look-ahead
+    :math:`y_{k+1} = y_k - \eta\nabla f(y_k) + \beta_k v_{k+1}`; the rule keeps
+    :math:`\beta_{k-1}` in ``state["beta"]``. With :math:`\beta_k = k/(k+3)` this is Nesterov's
+    accelerated gradient for convex problems.
     """
     _check(lr=lr, beta=beta)
     v = _buffer(state, "velocity", param)
-    v *= beta
-    _axpy_(v, grad, -lr)        # v ← β v - η ∇f(y)
-    _axpy_(param, grad, -lr)    # y ← y - η ∇f(y) ...
-    _axpy_(param, v, beta)      #       ... + β v
+    v *= state.get("beta", beta)   # β_{k-1} v
+    _axpy_(v, grad, -lr)           # v ← β_{k-1} v - η ∇f(y)
+    _axpy_(param, grad, -lr)       # y ← y - η ∇f(y) ...
+    _axpy_(param, v, beta)         #       ... + β_k v
+    state["beta"] = beta
 
 
 def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
@@ -401,6 +502,13 @@ def namsgrad(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weigh
     _addcdiv_(param, direction, denom, -lr)  # x ← x - η (β1 m + (1-β1) g) / (√v̂ + ε)
 
 
+# Every rule takes one array or a list/dict of arrays (and checks its parameters' type): the
+# wrapper is applied here rather than with ``@`` so that the code the book shows is the rule alone.
+for _name in __all__:
+    globals()[_name] = _over_collections(globals()[_name])
+del _name
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation, with torch.optim's messages.
 
@@ -408,7 +516,7 @@ _RULES = {
     "lr": (lambda v: 0.0 <= v, "Invalid learning rate: {}"),
     "eps": (lambda v: 0.0 <= v, "Invalid epsilon value: {}"),
     "momentum": (lambda v: 0.0 <= v, "Invalid momentum value: {}"),
-    "beta": (lambda v: 0.0 <= v, "Invalid beta value: {}"),
+    "beta": (lambda v: 0.0 <= v < 1.0, "Invalid beta value: {}"),
     "weight_decay": (lambda v: 0.0 <= v, "Invalid weight_decay value: {}"),
     "lr_decay": (lambda v: 0.0 <= v, "Invalid lr_decay value: {}"),
     "initial_accumulator_value": (lambda v: 0.0 <= v, "Invalid initial_accumulator_value value: {}"),
@@ -446,6 +554,8 @@ def _check(**hyperparameters) -> None:
 
 
 def _is_numpy(x) -> bool:
+    if isinstance(x, _Many):
+        return isinstance(x[0], np.ndarray)
     return isinstance(x, np.ndarray)
 
 
@@ -453,7 +563,9 @@ def _buffer(state, name, like, fill=0.0):
     """``state[name]``, created as an array like ``like`` filled with ``fill`` on first use."""
     buf = state.get(name)
     if buf is None:
-        if _is_numpy(like):
+        if isinstance(like, _Many):
+            buf = _Many(_buffer({}, name, a, fill) for a in like)
+        elif _is_numpy(like):
             buf = np.full_like(like, fill)
         else:
             import torch
@@ -507,11 +619,16 @@ def _number(x) -> bool:
 
 
 def _copy(x):
+    """A new array equal to ``x``."""
+    if isinstance(x, _Many):
+        return _each(_copy, x)
     return x.copy() if _is_numpy(x) else x.detach().clone()
 
 
 def _plus(x, y, alpha):
     """A new array ``x + alpha * y``."""
+    if isinstance(x, _Many):
+        return _each(_plus, x, y, alpha)
     return x.add(y, alpha=alpha) if not _is_numpy(x) and _number(alpha) else x + alpha * y
 
 
@@ -530,6 +647,8 @@ def _decayed_grad(param, grad, *, lr, weight_decay, maximize=False, decoupled=Fa
 
 def _axpy_(y, x, alpha):
     """``y ← y + alpha * x`` in place."""
+    if isinstance(y, _Many):
+        return _each(_axpy_, y, x, alpha)
     if _is_numpy(y):
         y += alpha * x
     elif _number(alpha):
@@ -540,6 +659,8 @@ def _axpy_(y, x, alpha):
 
 def _ema_(m, x, beta):
     """Exponential moving average in place: ``m ← beta * m + (1 - beta) * x``."""
+    if isinstance(m, _Many):
+        return _each(_ema_, m, x, beta)
     if _is_numpy(m):
         w = 1 - beta  # torch's lerp: m + w (x - m), or x - (1 - w)(x - m) for w ≥ 1/2
         d = np.subtract(x, m)
@@ -555,6 +676,8 @@ def _ema_(m, x, beta):
 
 def _ema_sq_(v, x, beta):
     """Exponential moving average of squares in place: ``v ← beta * v + (1 - beta) * x²``."""
+    if isinstance(v, _Many):
+        return _each(_ema_sq_, v, x, beta)
     if _is_numpy(v):
         v *= beta
         _addcmul_(v, x, x, 1 - beta)
@@ -564,12 +687,19 @@ def _ema_sq_(v, x, beta):
         v.mul_(beta).add_(x * x * (1 - beta))
 
 
+def _np_scaled_product(a, b, value):
+    """A new numpy array ``(value * a) * b``, in torch's order of operations for ``addcmul``."""
+    t = np.multiply(a, value)
+    t *= b
+    return t
+
+
 def _addcmul_(y, a, b, value):
     """``y ← y + value * a * b`` in place."""
+    if isinstance(y, _Many):
+        return _each(_addcmul_, y, a, b, value)
     if _is_numpy(y):
-        t = np.multiply(a, value)
-        t *= b
-        y += t
+        y += _np_scaled_product(a, b, value)
     elif _number(value):
         y.addcmul_(a, b, value=value)
     else:
@@ -578,15 +708,17 @@ def _addcmul_(y, a, b, value):
 
 def _addcmul(y, a, b, value):
     """A new array ``y + value * a * b``."""
+    if isinstance(y, _Many):
+        return _each(_addcmul, y, a, b, value)
     if _is_numpy(y):
-        t = np.multiply(a, value)
-        t *= b
-        return t.__iadd__(y)
+        return _np_scaled_product(a, b, value).__iadd__(y)
     return y.addcmul(a, b, value=value) if _number(value) else y + a * b * value
 
 
 def _addcdiv_(y, a, b, value):
     """``y ← y + value * a / b`` in place."""
+    if isinstance(y, _Many):
+        return _each(_addcdiv_, y, a, b, value)
     if _is_numpy(y):
         t = np.multiply(a, value)
         t /= b
@@ -599,11 +731,15 @@ def _addcdiv_(y, a, b, value):
 
 def _sqrt(x):
     """A new array ``√x``."""
+    if isinstance(x, _Many):
+        return _each(_sqrt, x)
     return np.sqrt(x) if _is_numpy(x) else x.sqrt()
 
 
 def _sqrt_(x):
     """``x ← √x`` in place; returns ``x``."""
+    if isinstance(x, _Many):
+        return _each(_sqrt_, x)
     if _is_numpy(x):
         return np.sqrt(x, out=x)
     return x.sqrt_()
@@ -611,6 +747,8 @@ def _sqrt_(x):
 
 def _max_(y, x):
     """``y ← max(y, x)`` elementwise in place; returns ``y``."""
+    if isinstance(y, _Many):
+        return _each(_max_, y, x)
     if _is_numpy(y):
         return np.maximum(y, x, out=y)
     import torch

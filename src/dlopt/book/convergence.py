@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functions import Objective, _point
-from .rules import _copy
+from dlopt.problems.functions import Objective, _point
+from dlopt.optim.rules import _copy
 
 __all__ = [
     "WorstCaseQuadratic",
@@ -137,10 +137,10 @@ def accelerated_gradient(param, grad, state, *, lr, t_sequence: str = "linear"):
     :math:`x_k`, whose value the convergence theorem bounds, is kept in ``state["x"]``; also
     ``state["t"]`` (:math:`t_k`) and ``state["step"]`` (:math:`k`).
 
-    Why not :func:`dlopt.rules.nesterov` with a changing ``beta``: that rule multiplies the stored
-    velocity and forms the look-ahead with the *same* :math:`\beta`, while with a step-dependent
-    momentum the velocity :math:`x_{k+1}-x_k=\beta_k(x_k-x_{k-1})-\eta\nabla f(y_k)` needs the
-    previous coefficient and the look-ahead the next one.
+    The look-ahead points are those of :func:`dlopt.rules.nesterov` run with the momentum
+    schedule :math:`\beta_k=(t_k-1)/t_{k+1}` (``dlopt.run(rules.nesterov, f, x0, steps, lr=lr,
+    beta=lambda k: k / (k + 3))`` for ``"linear"``); this two-sequence form also keeps the
+    textbook iterate :math:`x_k` and :math:`t_k`, which the convergence theorem is stated in.
     """
     if lr < 0.0:
         raise ValueError(f"Invalid learning rate: {lr}")

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .functions import Objective
+from dlopt.problems.functions import Objective
 
 __all__ = [
     "magnitude_prune",

@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch.optim.optimizer import Optimizer
 
-from ..linesearch import strong_wolfe
-from ..secondorder import lbfgs_remember, two_loop
+from dlopt.optim.linesearch import strong_wolfe
+from dlopt.optim.secondorder import lbfgs_remember, two_loop
 
 __all__ = ["LBFGS"]
 
@@ -59,7 +59,7 @@ class LBFGS(Optimizer):
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
-        self._numel_cache = None
+        self._numel_cache: int | None = None
 
     # --- the parameters as one flat vector ----------------------------------------------------
 
@@ -115,7 +115,7 @@ class LBFGS(Optimizer):
     # --- the iteration -----------------------------------------------------------------------
 
     @torch.no_grad()
-    def step(self, closure):  # type: ignore[override]
+    def step(self, closure):
         """Run up to ``max_iter`` L-BFGS iterations; ``closure()`` re-evaluates the model, calls
         ``backward()`` and returns the loss. Returns the loss at the starting point."""
         if closure is None:

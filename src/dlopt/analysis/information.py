@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nn import log_softmax, softmax  # one definition each, shared with dlopt.nn
+from dlopt.problems.nn import log_softmax, softmax  # one definition each, shared with dlopt.nn
 
 __all__ = ["entropy", "cross_entropy", "kl_divergence", "softmax", "log_softmax", "smooth_labels",
            "cross_entropy_with_logits", "cross_entropy_with_logits_grad"]

@@ -368,8 +368,8 @@ class MLP:
             value = value_fn(out, y)
             delta = grad_fn(out, y)
         layers = self.unflatten(theta)
-        grads = [None] * len(layers)
-        deltas = [None] * len(layers)
+        grads: list = [None] * len(layers)
+        deltas: list = [None] * len(layers)
         for l in range(len(layers) - 1, -1, -1):
             W, _ = layers[l]
             deltas[l] = delta

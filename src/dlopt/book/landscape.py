@@ -13,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from .functions import Objective
+from dlopt.analysis.calculus import hessian, hessian_vector_product, newton_critical_points
+from dlopt.problems.functions import Objective
 
 __all__ = [
     "TwoUnitNetwork",
@@ -80,15 +81,9 @@ class TwoUnitNetwork(Objective):
 
 
 def hessian_from_grad(grad: Callable, theta, h: float = 1e-5) -> np.ndarray:
-    r"""Symmetrised central-difference Jacobian of an exact gradient: the Hessian, error :math:`O(h^2)`."""
-    theta = np.asarray(theta, dtype=float)
-    n = theta.size
-    H = np.empty((n, n))
-    for i in range(n):
-        e = np.zeros(n)
-        e[i] = h
-        H[:, i] = (np.asarray(grad(theta + e)) - np.asarray(grad(theta - e))) / (2 * h)
-    return 0.5 * (H + H.T)
+    r"""Symmetrised central-difference Jacobian of an exact gradient: the Hessian, error
+    :math:`O(h^2)` (:func:`dlopt.calculus.hessian` with ``grad=``)."""
+    return hessian(None, theta, h, grad=grad)
 
 
 def index(H, tol: float = 1e-8) -> float:
@@ -129,44 +124,6 @@ class RandomField(Objective):
         return -(self.omega.T * c[..., None, :]) @ self.omega
 
 
-def newton_critical_points(objective, starts, steps: int = 50, damping: float = 1e-2,
-                           tol: float = 1e-9):
-    r"""Critical points of ``objective`` found from every row of ``starts`` at once by a damped
-    Gauss--Newton method on :math:`\tfrac12\lVert\nabla f(x)\rVert^2`:
-
-    .. math:: x \leftarrow x-(H^2+\lambda I)^{-1}H\,g,\qquad g=\nabla f(x),\ H=\nabla^2 f(x).
-
-    Unlike gradient descent, this iteration is attracted to critical points of *every* index
-    (minima, saddles, maxima) -- what we want when surveying them. The damping :math:`\lambda`
-    of each start shrinks after a step that reduced :math:`\lVert g\rVert` and grows otherwise.
-    The objective's ``grad`` and ``hess`` must accept stacks of points ``(k, n)``.
-
-    Returns a dict of numpy arrays: ``x`` (points), ``value``, ``grad_norm``, ``eigenvalues`` (of
-    the Hessian, ascending, one row per point) and ``converged`` (``grad_norm <= tol``).
-    """
-    x = np.array(starts, dtype=float, ndmin=2)
-    k, n = x.shape
-    lam = np.full(k, float(damping))
-    g = objective.grad(x)
-    gn = np.linalg.norm(g, axis=1)
-    eye = np.eye(n)
-    for _ in range(steps):
-        H = objective.hess(x)
-        A = H @ H + lam[:, None, None] * eye
-        step = np.linalg.solve(A, (H @ g[:, :, None]))[:, :, 0]
-        trial = x - step
-        g_new = objective.grad(trial)
-        gn_new = np.linalg.norm(g_new, axis=1)
-        ok = np.isfinite(gn_new) & (gn_new < gn)
-        x = np.where(ok[:, None], trial, x)
-        g = np.where(ok[:, None], g_new, g)
-        gn = np.where(ok, gn_new, gn)
-        lam = np.clip(np.where(ok, lam / 3, lam * 4), 1e-14, 1e8)
-    eig = np.linalg.eigvalsh(objective.hess(x))
-    return {"x": x, "value": np.asarray(objective.value(x), dtype=float), "grad_norm": gn,
-            "eigenvalues": eig, "converged": gn <= tol}
-
-
 def sharpness(grad: Callable, theta, iters: int = 100, h: float = 1e-4, seed: int = 0,
               return_vector: bool = False):
     r"""The largest Hessian eigenvalue :math:`\lambda_{\max}(\nabla^2 f(\theta))` by power iteration
@@ -180,7 +137,7 @@ def sharpness(grad: Callable, theta, iters: int = 100, h: float = 1e-4, seed: in
     v /= np.linalg.norm(v)
     lam = 0.0
     for _ in range(iters):
-        Hv = (np.asarray(grad(theta + h * v)) - np.asarray(grad(theta - h * v))) / (2 * h)
+        Hv = hessian_vector_product(grad, theta, v, eps=h)
         lam = float(v @ Hv)
         norm = np.linalg.norm(Hv)
         if norm == 0:

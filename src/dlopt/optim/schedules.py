@@ -46,6 +46,7 @@ __all__ = [
     "Sequential",
     "Product",
     "TorchScheduler",
+    "as_schedule",
 ]
 
 
@@ -307,3 +308,15 @@ def _torch_scheduler_class():
 def TorchScheduler(optimizer, schedule, last_epoch: int = -1):  # noqa: N802 - reads like the class
     """``torch.optim.lr_scheduler.LRScheduler`` driven by ``schedule`` (see :meth:`Schedule.to_torch`)."""
     return _torch_scheduler_class()(optimizer, schedule, last_epoch)
+
+
+def as_schedule(value):
+    """A hyperparameter as a schedule ``k -> value``: a callable is returned unchanged, a number
+    becomes the constant schedule returning ``float(value)`` (the one place a number turns into a
+    schedule; :func:`dlopt.run` calls it for ``lr``)."""
+    if callable(value):
+        return value
+    if isinstance(value, bool) or not np.isscalar(value) and np.ndim(value) != 0:
+        raise TypeError(f"a schedule must be a number or a callable k -> value, got {value!r}")
+    constant = float(value)
+    return lambda k: constant

@@ -23,7 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from .rules import gd
+from dlopt.optim.runner import gradient_noise, run
+from dlopt.optim.rules import gd
+from dlopt.optim.schedules import as_schedule
 
 __all__ = [
     "noisy_oracle",
@@ -47,7 +49,8 @@ __all__ = [
 
 
 def noisy_oracle(objective, sigma: float, rng: np.random.Generator, cov=None):
-    r"""A gradient oracle ``g(x, k) = ∇f(x) + ξ`` with ``ξ ~ N(0, σ² I)`` (or ``N(0, cov)``).
+    r"""A gradient oracle ``g(x, k, rng) = ∇f(x) + ξ`` with ``ξ ~ N(0, σ² I)`` (or ``N(0, cov)``),
+    drawn from its own ``rng``.
 
     Additive, state-independent noise: the simplest model of a stochastic gradient, for which the
     stationary behaviour of SGD on a quadratic is known exactly (:func:`stationary_covariance`).
@@ -57,7 +60,7 @@ def noisy_oracle(objective, sigma: float, rng: np.random.Generator, cov=None):
         raise ValueError(f"sigma must be non-negative, got {sigma}")
     chol = None if cov is None else np.linalg.cholesky(np.asarray(cov, dtype=float))
 
-    def oracle(x, k):
+    def oracle(x, k, rng_=None):
         g = np.asarray(objective.grad(x), dtype=float)
         xi = rng.standard_normal(g.shape)
         return g + (sigma * xi if chol is None else xi @ chol.T)
@@ -151,64 +154,17 @@ def ensemble(objective, x0, steps: int, *, lr: float | Callable[[int], float], s
     X = np.array(x0, dtype=float)
     if X.ndim != 2 or X.shape[1] != objective.dim:
         raise ValueError(f"x0 must have shape (runs, {objective.dim}), got {X.shape}")
-    if steps < 0:
-        raise ValueError(f"steps must be non-negative, got {steps}")
-    if temperature is not None and np.any(sigma):
-        raise ValueError("give either sigma (SGD noise) or temperature (Langevin), not both")
-    if temperature is not None:
-        temperature = np.asarray(temperature, dtype=float)
-        if np.any(temperature < 0):
-            raise ValueError("temperature must be non-negative")
-        if temperature.ndim == 1:
-            temperature = temperature[:, None]
-    rng = np.random.default_rng() if rng is None else rng
-    schedule = lr if callable(lr) else (lambda k, _lr=float(lr): _lr)
-    runs = X.shape[0]
-    chol_t = None if cov is None else np.linalg.cholesky(np.asarray(cov, dtype=float)).T
-    state: dict = {}
-    hit = np.full(runs, -1, dtype=int)
-    active = np.ones(runs, dtype=bool)
-    if stop is not None:
-        done = np.asarray(stop(X), dtype=bool)
-        hit[done], active[done] = 0, False
-    values = [objective.value(X)]
-    xs = [X.copy()] if record else None
-    lrs = []
-    iterator = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc="ensemble", leave=False)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k in iterator:
-            eta = float(schedule(k))
-            if grad is not None:
-                g = np.asarray(grad(X, k, rng), dtype=float)
-            else:
-                g = objective.grad(X)
-                s = np.sqrt(2.0 * temperature / eta) if temperature is not None and eta > 0 else sigma
-                if eta > 0 and np.any(s):  # a zero step (e.g. the start of a warmup) moves nothing
-                    xi = rng.standard_normal(X.shape)
-                    g = g + s * (xi if chol_t is None else xi @ chol_t)
-            frozen = None if stop is None else X[~active].copy()
-            rule(X, g, state, lr=eta, **hyperparameters)
-            if frozen is not None and len(frozen):
-                X[~active] = frozen  # stopped runs stay where they are
-            lrs.append(eta)
-            if record_values:
-                values.append(objective.value(X))
-            if record:
-                xs.append(X.copy())
-            if stop is not None:
-                new = active & np.asarray(stop(X), dtype=bool)
-                hit[new] = k + 1
-                active &= ~new
-                if not active.any():
-                    break
-    if not record_values:
-        values.append(objective.value(X))
-    return Ensemble(x=X, values=np.array(values), xs=None if xs is None else np.array(xs), hit=hit,
-                    lrs=np.array(lrs))
+    hooks = [] if grad is not None else [gradient_noise(sigma, temperature=temperature, cov=cov)]
+    schedule = as_schedule(lr)
+    traj = run(rule, objective if grad is None else grad, X, steps, objective=objective,
+               lr=lambda k: float(schedule(k)), rng=np.random.default_rng() if rng is None else rng,
+               hooks=hooks, stop=stop, blowup=None,
+               record=("lr", *(("value",) if record_values else ()), *(("x",) if record else ())),
+               progress=progress, desc="ensemble", **hyperparameters)
+    values = traj.values if record_values else np.array([objective.value(X), objective.value(traj.x)])
+    assert values is not None and traj.lrs is not None
+    hit = traj.hit if traj.hit is not None else np.full(X.shape[0], -1, dtype=int)
+    return Ensemble(x=traj.x, values=values, xs=traj.xs, hit=hit, lrs=traj.lrs)
 
 
 def stationary_covariance(H, C, lr: float) -> np.ndarray:
@@ -327,7 +283,8 @@ def mean_first_passage(objective, start: float, target: float, temperature: floa
     z = np.linspace(lo, target, num)
     fz = np.asarray(objective.value(sign * z[:, None]), dtype=float)
     shift = fz.min()
-    inner = np.concatenate([[0.0], np.cumsum(0.5 * (np.exp(-(fz[1:] - shift) / T) + np.exp(-(fz[:-1] - shift) / T)) * np.diff(z))])
+    trapezoids = 0.5 * (np.exp(-(fz[1:] - shift) / T) + np.exp(-(fz[:-1] - shift) / T)) * np.diff(z)
+    inner = np.concatenate([[0.0], np.cumsum(trapezoids)])
     with np.errstate(over="ignore", invalid="ignore"):
         outer = np.exp((fz - shift) / T) * inner / T  # inf when the time is astronomically long
     mask = z >= start
@@ -365,12 +322,23 @@ def polyak_average(xs, start: int = 0) -> np.ndarray:
     return np.cumsum(tail, axis=0) / counts
 
 
-def mean_halfwidth(samples, axis: int = 0, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and normal-approximation confidence half-width ``z·std/√n`` along ``axis``.
+def mean_ci(samples, axis: int = 0, z: float | None = None, *, level: float | None = None):
+    """Mean and normal-approximation confidence half-width ``z·std/√n`` along ``axis``: returns
+    ``(mean, halfwidth)``; the interval is ``mean ± halfwidth``.
 
-    Non-finite samples (diverged runs) are kept: one NaN or inf makes that mean non-finite, so a
-    diverging configuration cannot hide behind an average.
+    ``z`` defaults to 1.96 (95 %); ``level=`` gives ``z`` as the two-sided normal quantile of that
+    confidence level instead. Non-finite samples (diverged runs) are kept: one NaN or inf makes
+    that mean non-finite, so a diverging configuration cannot hide behind an average.
     """
+    if z is not None and level is not None:
+        raise ValueError("give either z or level, not both")
+    if level is not None:
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        from scipy.stats import norm
+
+        z = float(norm.ppf(0.5 + level / 2))
+    z = 1.96 if z is None else z
     a = np.asarray(samples, dtype=float)
     n = a.shape[axis]
     if n < 2:
@@ -379,12 +347,7 @@ def mean_halfwidth(samples, axis: int = 0, z: float = 1.96) -> tuple[np.ndarray,
         return a.mean(axis=axis), z * a.std(axis=axis, ddof=1) / np.sqrt(n)
 
 
-def mean_ci(samples, axis: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and a normal-approximation confidence interval ``(mean, low, high)`` along ``axis``."""
-    from scipy.stats import norm
-
-    mean, half = mean_halfwidth(samples, axis, z=norm.ppf(0.5 + level / 2))
-    return mean, mean - half, mean + half
+mean_halfwidth = mean_ci  # the name some pages use
 
 
 def escape_time_mean(hit, horizon: int, level: float = 0.95) -> tuple[float, float, float]:
