@@ -2,9 +2,10 @@
 
 Colab opens ``.ipynb`` files from a GitHub repository, and the book's pages are MyST Markdown
 notebooks (jupytext). The book's Colab button (``_ext/book_html.py``) opens the copy made here:
-the page's cells without outputs, after one setup cell that installs ``dlopt`` from the book's
-repository (``repository: url:`` in ``_config.yml``) when it cannot be imported, and does nothing
-where it can (Binder, a local JupyterLab). The copies are committed; ``tests/test_colab_notebooks.py``
+the page's cells without outputs, after the setup cell the student notebooks start with
+(:mod:`dlopt.grading.setup_cell`): it installs ``dlopt`` from the book's repository
+(``repository:`` in ``_config.yml``) when it cannot be imported, and does nothing where it can
+(Binder, a local JupyterLab). The copies are committed; ``tests/test_colab_notebooks.py``
 fails when one is out of date.
 
 Usage::
@@ -21,42 +22,32 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-import yaml
+
+from dlopt.grading.setup_cell import SETUP_TAG, setup_source
+from dlopt.grading.setup_cell import repository as book_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "colab"
 sys.path.insert(0, str(Path(__file__).parent))
 from execute_pages import toc_pages
 
-SETUP = '''\
-# Setup: makes `dlopt` importable. Does nothing where it is installed (Binder, JupyterLab from
-# the book's repository); in Colab or a bare Jupyter it installs it from the book's repository.
-try:
-    import dlopt
-except ImportError:
-    import subprocess
-    import sys
-
-    _url = "git+{url}@{branch}"
-    print(f"Installing dlopt from {{_url}} ...")
-    _pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", f"dlopt[widgets] @ {{_url}}"],
-                          capture_output=True, text=True)
-    if _pip.returncode != 0:
-        raise RuntimeError("could not install dlopt (no network?); pip said:\\n" + _pip.stderr[-2000:])
-    import dlopt'''
+# the pages need the PyTorch optimizers, the widgets and the digits data set besides the package
+EXTRAS = ("torch", "widgets", "data")
 
 
 def repository() -> tuple[str, str]:
-    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
-    return cfg["url"].rstrip("/"), cfg.get("branch", "main")
+    """``(url, branch)`` of the book's repository, from ``_config.yml``."""
+    found = book_repository(ROOT)
+    if found is None:
+        raise SystemExit("_config.yml names no repository url")
+    return found
 
 
 def colab_notebook(page: Path) -> str:
     """The text of the Colab copy of one page."""
-    url, branch = repository()
     nb = jupytext.read(page)
-    setup = nbformat.v4.new_code_cell(SETUP.format(url=url, branch=branch))
-    setup.metadata["tags"] = ["dlopt-setup"]
+    setup = nbformat.v4.new_code_cell(setup_source(repository(), EXTRAS))
+    setup.metadata["tags"] = [SETUP_TAG]
     cells = [setup] + list(nb.cells)
     for i, cell in enumerate(cells):
         cell["id"] = f"cell-{i}"  # stable ids: the copies only change when the page does
