@@ -3,6 +3,7 @@
 #   make test    everything CI runs: unit tests, nbval on the exercise notebooks, the book build
 #                with zero warnings, the browser test over every page, the students' environment
 #   make unit    the package and grader tests alone (no book build, browser or Binder): < 1 min
+#   make lint    ruff and mypy (part of make test)
 #   make bench   benchmarks (ratios against torch.optim / scipy measured in the same run)
 #   make pdf     the book as a PDF (XeLaTeX, CJK font) -> _build/latex/book.pdf
 #   make release regenerate the student notebooks exercises/*.ipynb from exercises/source/
@@ -21,7 +22,7 @@ LABSTAMP:= $(LABVENV)/.installed-stamp
 BOOKLOG := _build/book-build.log
 ROOT_USER := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: book test unit bench pdf lab release install browser-deps tex-deps clean
+.PHONY: book test unit lint bench pdf lab release install browser-deps tex-deps clean
 
 install: $(STAMP)
 
@@ -45,8 +46,13 @@ book: $(STAMP)
 	@! grep -E "WARNING|ERROR" $(BOOKLOG) | grep -v "Kernel is running over TCP" || { echo "book build logged warnings (see $(BOOKLOG))"; exit 1; }
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest
+
+# ruff over the package and the tests, mypy over the package (settings in pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not integration" -q

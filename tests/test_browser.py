@@ -1,11 +1,11 @@
 """Every page of the built book in headless Chromium, at desktop (1400 px) and phone (390 px) widths.
 
 Per page and width: no MathJax error, no formula cut off by its box, no raw TeX outside code,
-every image loads, no console error, every figure shown at a scale that keeps its text at least as large as the page's smallest
-text (desktop), no page-level sideways scroll (phone). Once: the ☰ button opens the navigation and
-"On this page" opens the page's contents at 390 px, ☰ hides the sidebar on a desktop, the header
-has one search box, and search finds "Adam" and "条件数". A screenshot of every page and width is
-kept under ``_build/screenshots/``.
+every image loads, no console error, every figure shown at a scale that keeps its text at least as
+large as the page's smallest text (desktop), no page-level sideways scroll (phone). Once: the ☰
+button opens the navigation and "On this page" opens the page's contents at 390 px, ☰ hides the
+sidebar on a desktop, the header has one search box, and search finds "Adam" and "条件数". A
+screenshot of every page and width is kept under ``_build/screenshots/``.
 
 Uses Debian's ``chromium`` and ``chromium-driver`` through Selenium, and the book build of
 tests/conftest.py (``build_log``). Without Chromium the module is skipped with a message, except
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 sys.path.insert(0, str(ROOT / "tools"))
-from execute_pages import toc_files
+from execute_pages import toc_files  # noqa: E402  (the page list the executor also uses)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

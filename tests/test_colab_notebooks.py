@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-import colab_notebooks
+import colab_notebooks  # noqa: E402
 
 
 def test_colab_copies_are_in_sync():
