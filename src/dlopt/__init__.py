@@ -28,6 +28,7 @@ Every chapter and exercise of the book imports this package instead of copying c
   simulators) and real runs on ``torch.distributed`` (gloo on the loopback interface);
 - :mod:`dlopt.applications` -- compression (pruning, low rank), Pareto fronts, Lennard-Jones
   clusters, replicator dynamics and Gaussian smoothing for the connections chapter;
+- :mod:`dlopt.checks` -- assertions with stated tolerances (:func:`dlopt.checks.close`);
 - :mod:`dlopt.torch` -- drop-in ``torch.optim`` classes built on the rules (imported lazily).
 """
 
@@ -41,7 +42,7 @@ import sys
 import numpy as np
 
 from . import data, functions, linesearch, rules
-from . import calculus, information
+from . import calculus, checks, information
 from . import landscape, nn
 from . import schedules, secondorder
 from . import stochastic
@@ -56,6 +57,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Trajectory",
     "calculus",
+    "checks",
     "data",
     "device",
     "distributed",
