@@ -14,7 +14,8 @@ organised by concept:
   (stochastic ensembles, adaptive-method experiments, convergence bounds, landscapes,
   generalization, distributed training, applications);
 - :mod:`dlopt.grading` -- the autograder;
-- :mod:`dlopt.protocols` -- the contracts: ``Rule``, ``Oracle``, ``Objective``, ``Schedule``.
+- :mod:`dlopt.protocols` -- the contracts: ``Rule``, ``Oracle``, ``Objective``, ``Schedule``;
+- :mod:`dlopt.checks` -- the book's assertions with stated tolerances (:func:`dlopt.checks.close`).
 
 Each module is also reachable by its short name, as the chapters use it: ``dlopt.rules`` is
 :mod:`dlopt.optim.rules`, ``dlopt.functions`` is :mod:`dlopt.problems.functions`,
@@ -30,7 +31,7 @@ import sys
 
 import numpy as np
 
-from dlopt import analysis, optim, problems, protocols
+from dlopt import analysis, checks, optim, problems, protocols
 from dlopt.analysis import calculus, information
 from dlopt.book import distributed, experiments, generalization, landscape, stochastic
 from dlopt.optim import linesearch, rules, schedules, secondorder
@@ -44,6 +45,7 @@ __all__ = [
     "Trajectory",
     "analysis",
     "calculus",
+    "checks",
     "data",
     "device",
     "distributed",
