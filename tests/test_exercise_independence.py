@@ -6,8 +6,8 @@ problem 3). For every problem set under ``exercises/source/``:
 - static: no check cell of problem *k* calls a function that a student writes in problem *j ≠ k*;
   every check cell that draws random numbers makes its own generator (``rng = ...`` in the cell),
   so that what ran before it -- or a crash that restarts the grader's process -- cannot change its
-  inputs; every ``expect.close`` states both ``rtol`` and ``atol``; every question that asks for a
-  comparison has an answer cell;
+  inputs; every ``expect.close`` (and every ``np.allclose``/``np.isclose`` in a predicate) states both
+  ``rtol`` and ``atol``; every question that asks for a comparison has an answer cell;
 - graded: the reference solution with the functions of one problem replaced, in turn, by versions
   that raise or that return lists instead of arrays, keeps full points on every other problem (and
   loses points on the broken one when it raises). The submissions of one set are graded in one
@@ -108,6 +108,11 @@ def test_checks_use_only_their_own_problem(source):
                 missing = {"rtol", "atol"} - {k.arg for k in node.keywords}
                 if missing:
                     bad.append(f"{cid}, line {node.lineno}: expect.close without {' and '.join(sorted(missing))}")
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("allclose", "isclose", "assert_allclose")):
+                missing = {"rtol", "atol"} - {k.arg for k in node.keywords}
+                if missing:
+                    bad.append(f"{cid}, line {node.lineno}: {node.func.attr} without {' and '.join(sorted(missing))}")
     assert not bad, f"{source.name}:\n" + "\n".join(bad)
 
 
