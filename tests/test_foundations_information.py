@@ -103,3 +103,27 @@ def test_cross_entropy_with_logits_is_stable_and_validated():
         I.cross_entropy_with_logits(Z, T[:1])
     with pytest.raises(ValueError):
         I.cross_entropy_with_logits(Z, np.array([[0.9, 0.2], [0.5, 0.5]]))
+
+
+def test_mutual_information_identities_and_estimate():
+    information = I
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        joint = rng.dirichlet(np.ones(12)).reshape(3, 4)
+        px, py = joint.sum(1), joint.sum(0)
+        mi = information.mutual_information(joint)
+        assert mi == pytest.approx(information.entropy(px) + information.entropy(py)
+                                   - information.entropy(joint.ravel()), rel=1e-12, abs=1e-14)
+        assert information.mutual_information(np.outer(px, py)) == pytest.approx(0.0, abs=1e-14)
+    assert information.mutual_information(np.diag([0.5, 0.5]), base=2) == pytest.approx(1.0, rel=1e-14)
+    # plug-in estimate on samples: Y a noisy copy of X (flip probability 0.1)
+    x = rng.integers(0, 2, 200_000)
+    y = np.where(rng.random(x.size) < 0.1, 1 - x, x)
+    exact = np.log(2) - information.entropy([0.1, 0.9])
+    assert information.empirical_mutual_information(x, y) == pytest.approx(exact, abs=3e-3)
+    assert information.empirical_mutual_information(["a", "b", "a"], [1, 2, 1]) == pytest.approx(
+        information.entropy([2 / 3, 1 / 3]), rel=1e-12)
+    with pytest.raises(ValueError, match="same length"):
+        information.empirical_mutual_information([1, 2], [1])
+    with pytest.raises(ValueError, match="2-D"):
+        information.mutual_information([0.5, 0.5])

@@ -20,7 +20,8 @@ import numpy as np
 
 from dlopt.problems.nn import log_softmax, softmax  # one definition each, shared with dlopt.nn
 
-__all__ = ["entropy", "cross_entropy", "kl_divergence", "softmax", "log_softmax", "smooth_labels",
+__all__ = ["entropy", "cross_entropy", "kl_divergence", "mutual_information", "empirical_mutual_information",
+           "softmax", "log_softmax", "smooth_labels",
            "cross_entropy_with_logits", "cross_entropy_with_logits_grad"]
 
 
@@ -70,6 +71,34 @@ def kl_divergence(p, q, base: float | None = None):
         ratio = np.where(p > 0, safe_p / np.where(p > 0, q, 1.0), 1.0)
     terms = np.where(p > 0, p * _log(ratio, base), 0.0)
     return _scalar(terms.sum(-1))
+
+
+def mutual_information(joint, base: float | None = None) -> float:
+    r"""Mutual information :math:`I(X;Y)=D_{\mathrm{KL}}(p_{XY}\,\|\,p_X\otimes p_Y)` of a joint
+    probability table ``joint[i, j]`` :math:`=P(X=i,Y=j)` (a 2-D array that sums to 1)."""
+    joint = np.asarray(joint, dtype=float)
+    if joint.ndim != 2:
+        raise ValueError(f"joint must be a 2-D table of probabilities, got shape {joint.shape}")
+    joint = _distribution(joint.ravel(), "joint").reshape(joint.shape)
+    product = np.outer(joint.sum(axis=1), joint.sum(axis=0))
+    return float(kl_divergence(joint.ravel(), product.ravel(), base=base))
+
+
+def empirical_mutual_information(x, y, base: float | None = None) -> float:
+    r"""Plug-in estimate of :math:`I(X;Y)` from paired samples of two discrete variables: the
+    mutual information of the table of relative frequencies of the pairs ``(x[i], y[i])``.
+
+    Its bias is about :math:`(|X|-1)(|Y|-1)/(2n)` nats for ``n`` samples (it is positive even for
+    independent variables); continuous features must be binned first (``np.digitize``).
+    """
+    x, y = np.asarray(x).reshape(-1), np.asarray(y).reshape(-1)
+    if x.size != y.size or x.size == 0:
+        raise ValueError(f"x and y must be non-empty and of the same length, got {x.size} and {y.size}")
+    _, xi = np.unique(x, return_inverse=True)
+    _, yi = np.unique(y, return_inverse=True)
+    counts = np.zeros((xi.max() + 1, yi.max() + 1))
+    np.add.at(counts, (xi, yi), 1.0)
+    return mutual_information(counts / x.size, base=base)
 
 
 def smooth_labels(labels, classes: int, alpha: float) -> np.ndarray:

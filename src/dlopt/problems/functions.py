@@ -704,7 +704,7 @@ __all__ += ["MonkeySaddle", "PLNonconvex"]
 
 
 class PlateauValley(Objective):
-    r"""A plateau that ends in a narrow valley (the momentum chapter's seed example):
+    r"""A plateau that ends in a narrow valley (the landscape of the momentum chapter's plateau page):
 
     .. math:: f(x, y) = 1 - \varphi(x) + \tfrac12\big(\gamma\,\varphi(x) + \delta\big)\,y^2,
               \qquad \varphi(x) = e^{-x^2/(2w^2)} .
