@@ -191,10 +191,10 @@ def test_grading_is_deterministic_and_writes_csv_and_feedback(tmp_path):
     csv0 = (outs[0] / "grades.csv").read_text()
     assert csv0 == (outs[1] / "grades.csv").read_text()
     assert csv0.splitlines() == [
-        "student,sq,sq-hidden,log,count,order,why-nlogn,total,max,status",
-        "ada,1,2,1,1,1,,6,7,ok",
-        "bob,0,0,0,0,0,,0,7,ok",
-        "cy,0,0,0,0,0,1,1,7,ok",
+        "student,file,sq,sq-hidden,log,count,order,why-nlogn,total,max,status,round",
+        "ada,ada.ipynb,1,2,1,1,1,,6,7,ok,0",
+        "bob,bob.ipynb,0,0,0,0,0,,0,7,ok,0",
+        "cy,cy.ipynb,0,0,0,0,0,1,1,7,ok,0",
     ]
     for name in ("ada", "bob", "cy"):
         assert (outs[0] / "feedback" / f"{name}.md").read_text() == (outs[1] / "feedback" / f"{name}.md").read_text()
@@ -230,7 +230,7 @@ def test_cli_grade(tmp_path):
                            "--out", str(tmp_path / "out"), "--jobs", "2", "--timeout", "20", "--memory", "1024",
                            "--no-progress"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "ada,1,2,1,1,1,,6,7,ok" in (tmp_path / "out" / "grades.csv").read_text()
+    assert "ada,ada.ipynb,1,2,1,1,1,,6,7,ok,0" in (tmp_path / "out" / "grades.csv").read_text()
 
 
 def test_reference_is_computed_once_and_cached(tmp_path):
@@ -239,7 +239,7 @@ def test_reference_is_computed_once_and_cached(tmp_path):
     _submissions(tmp_path / "subs")
     out = tmp_path / "out"
     grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False)
-    cache = out / ".reference.json"
+    cache = out / ".reference-0.json"
     stored = json.loads(cache.read_text())
     stored["data"]["0"]["0"] = [[0.0, 0.0, 0.0]]          # tamper: the cached data is what is used
     cache.write_text(json.dumps(stored))
