@@ -104,7 +104,8 @@ for c in range(5):
                                    with_points(sq=0, **{"sq-hidden": 0}), "TimeoutError", "ok"),
         "ignores-alarm": (CORRECT + ["import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
                                      "while True:\n    pass\n"], ZERO, "time limit", "timeout"),
-        "fork-bomb": (CORRECT + ["import os\nwhile True:\n    os.fork()\n"], FULL, "BlockingIOError", "ok"),
+        # BlockingIOError at the process limit, or the cell's time limit on a loaded machine
+        "fork-bomb": (CORRECT + ["import os\nwhile True:\n    os.fork()\n"], FULL, "cell 6:", "ok"),
         "allocate-50GB": (CORRECT + ["import numpy as np\nx = np.ones(50 * 2**30 // 8)\n"], FULL,
                           "MemoryError", "ok"),
         # stopped by RLIMIT_AS or the cgroup, or by the cell's time limit on a loaded machine

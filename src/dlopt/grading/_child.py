@@ -355,7 +355,7 @@ def main() -> None:
     _limit(cfg)
     os.environ.clear()
     os.environ.update(cfg["env"])
-    if cfg["mode"] != "namespaces":
+    if cfg["mode"] == "basic":
         _block_network()
     job = _read_job(cfg)
     _run_job(job, cfg, expect)

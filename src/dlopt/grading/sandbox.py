@@ -89,6 +89,19 @@ class RunResult:
 
 
 @lru_cache(maxsize=1)
+def _bwrap_works() -> bool:
+    if shutil.which("bwrap") is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="dlopt-probe-") as tmp:
+        job = {"side": "student", "seed": 0, "cells": ["import numpy"], "checks": []}
+        try:
+            run = run_job(job, limits=Limits(timeout=30), workdir=tmp, isolation="bwrap")
+        except OSError:
+            return False
+    return run.ended_normally() and not any(r.get("t") == "cell" for r in run.records)
+
+
+@lru_cache(maxsize=1)
 def _namespaces_work() -> bool:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return False
@@ -107,8 +120,16 @@ def _namespaces_work() -> bool:
 
 
 def default_isolation() -> str:
-    """``"namespaces"`` when running as root with working ``unshare``, else ``"basic"``."""
-    return "namespaces" if _namespaces_work() else "basic"
+    """``"namespaces"`` as root with working ``unshare``; else ``"bwrap"`` where bubblewrap works
+    (an unprivileged instructor with user namespaces); else ``"basic"``."""
+    if _namespaces_work():
+        return "namespaces"
+    return "bwrap" if _bwrap_works() else "basic"
+
+
+def isolation_is_safe(isolation: str) -> bool:
+    """Whether untrusted code may run: everything but ``basic`` without root (no uid of its own)."""
+    return isolation != "basic" or os.geteuid() == 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -272,6 +293,7 @@ def describe_isolation(isolation: str | None = None) -> str:
     """One line: which isolation is in force, and whether the whole-submission limits are."""
     isolation = isolation or default_isolation()
     what = {"namespaces": "namespaces (own root file system, network, processes; an unprivileged uid)",
+            "bwrap": "bubblewrap (user namespaces: own file system view, network, processes)",
             "basic": ("basic, as root: an unprivileged uid and resource limits, no namespaces"
                       if os.geteuid() == 0 else
                       "basic, UNSAFE for untrusted code: runs as your user (resource limits only)")}[isolation]
@@ -381,6 +403,32 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
         home = HOME
         cfg.update(newroot=str(run_dir), binds=_binds(hide), hide=hide)
         prefix = ["unshare", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount", "--"]
+        cwd = str(run_dir)
+    elif isolation == "bwrap":
+        # bubblewrap: user namespaces, so it works for an unprivileged instructor too
+        home = HOME
+        cfg["uid"] = cfg["gid"] = None
+        prefix = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                  "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", HOME, "--chdir", HOME]
+        if is_root:  # an unprivileged uid inside as well
+            prefix[1:1] = ["--unshare-user", "--uid", str(uid or 65534), "--gid", str(uid or 65534)]
+        for src, dst in _binds(hide):
+            if dst.startswith("/dev/"):
+                continue
+            if src == dst and os.path.islink(src) and os.path.dirname(src) == "/":
+                prefix += ["--symlink", os.readlink(src), dst]
+            else:
+                prefix += ["--ro-bind", src, dst]
+        for h in hide:  # a safety net, should a hidden path lie inside a bound tree
+            if any(_is_within(h, dst) for _, dst in _binds(hide)) and os.path.isdir(h):
+                prefix += ["--tmpfs", h]
+        prefix.append("--")
+        cfg["limits"]["nproc"] = None if is_root else _user_process_count() + limits.nproc
+        if cgroup is not None:  # joined by a shell before bwrap starts: /sys is not in the sandbox
+            files = cgroup.procs_files()
+            script = " && ".join(f'echo $$ > "${i + 1}"' for i in range(len(files)))
+            prefix = ["sh", "-c", f'{script} && shift {len(files)} && exec "$@"', "sh", *files] + prefix
+            cfg["cgroups"] = []
         cwd = str(run_dir)
     elif isolation == "basic":
         home = str(run_dir)
