@@ -41,10 +41,10 @@ def make_class(folder: Path, scale: int = 1) -> None:
     for i in range(60 * scale):
         nbformat.write(solved, folder / f"correct-{i:03d}.ipynb")
     partial = release_notebook(nbformat.read(SOURCE, as_version=4))
-    full = [c for c in solved.cells]
-    for cell, ref in zip(partial.cells, full):
+    solution = next(c.source for c in solved.cells if c.cell_type == "code" and "def gd_rate" in c.source)
+    for cell in partial.cells:
         if cell.cell_type == "code" and "def gd_rate" in cell.source:
-            cell.source = ref.source  # problem 1 solved, the rest left as stubs
+            cell.source = solution  # problem 1 solved, the rest left as stubs
     for i in range(25 * scale):
         nbformat.write(partial, folder / f"partial-{i:03d}.ipynb")
     for name, code in HOSTILE.items():

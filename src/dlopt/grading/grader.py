@@ -28,7 +28,7 @@ import numpy as np
 
 from . import expect
 from .problemset import ProblemSet, load_problem_set
-from .sandbox import Limits, RunResult, default_isolation, run_job, safe_text
+from .sandbox import Limits, RunResult, default_isolation, run_job, safe_text, set_parallel_runs
 from .submission import MAX_ANSWER, MAX_CELLS, InvalidSubmission
 
 __all__ = ["grade", "grade_one", "reference_data", "Result", "ReferenceFailure", "SEED",
@@ -688,6 +688,7 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
     manual_scores = course.read_manual(manual, ps, [e.student for e in collect(submissions)[0]]) if manual else {}
     hide = [str(Path(source).resolve().parent), str(submissions.resolve()), str(out.resolve())]
     workdir = Path(tempfile.mkdtemp(prefix="dlopt-grade-"))
+    set_parallel_runs(jobs)
     try:
         reference = reference_data(ps, limits=limits, workdir=workdir, isolation=isolation,
                                    cache=out / f".reference-{int(rounds)}.json", hide=hide, rounds=rounds)

@@ -1,6 +1,6 @@
 """Start a sandboxed Python process for one job and collect what it returns.
 
-Two isolation levels (``isolation=``):
+Three isolation levels (``isolation=``; :func:`describe_isolation` says which is in force):
 
 ``"namespaces"`` (chosen automatically when the grader runs as root and the set-up works)
     ``unshare --net --pid --ipc --uts --fork --mount`` gives the process no network, its own
@@ -11,7 +11,11 @@ Two isolation levels (``isolation=``):
     and drops to an unprivileged uid of its own (one per parallel slot), with ``no_new_privs``.
     The source notebook, the submissions, the results and the grader's temporary files are not
     in that file system at all, whatever their modes.
-``"basic"`` (any other user, e.g. an instructor's laptop)
+``"bwrap"`` (chosen when namespaces are not available and bubblewrap works: an unprivileged
+    instructor with user namespaces)
+    ``bwrap --unshare-all`` with the same read-only binds, an empty ``/tmp`` and home, its own
+    ``/proc``, no network; as root also an unprivileged uid per slot.
+``"basic"`` (anything else: unsafe for untrusted code without root; the CLI refuses it then)
     A fresh interpreter in a private temporary directory (mode 0700), the same resource limits,
     its own session for the kill, a best-effort socket block. Lost: the network block can be
     undone by student code; the student process runs as the grader's user, so it can read what
@@ -22,7 +26,9 @@ Two isolation levels (``isolation=``):
     drops the student process to an unprivileged uid after the interpreter has started; the
     Python installation must then be readable by that uid.
 
-In both, the limits are ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
+As root, every run also gets cgroups of its own (:class:`Cgroup`: memory of the whole submission,
+anonymous and shared pages alike, its number of processes, an equal CPU weight), and whatever is
+left in them when the run ends is killed. In all modes the limits are ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
 ``RLIMIT_NPROC``, no core files, a wall-clock timeout that kills the whole process group, and
 caps on the bytes read back (stdout+stderr are read and discarded beyond ``output_kb``; the JSON
 results beyond ``results_mb``).
@@ -44,7 +50,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Limits", "RunResult", "run_job", "default_isolation", "describe_isolation", "cgroup_base", "HOME",
+__all__ = ["Limits", "RunResult", "run_job", "default_isolation", "describe_isolation", "cgroup_base",
+           "set_parallel_runs", "HOME",
            "parse_records", "safe_text"]
 
 CHILD = str(Path(__file__).with_name("_child.py"))
@@ -194,6 +201,23 @@ def cgroup_base() -> dict | None:
         return None
     atexit.register(lambda: [_rmdir(b) for b in made.values()])
     return made
+
+
+def set_parallel_runs(jobs: int) -> None:
+    """Give the grader's cgroup the CPU weight of ``jobs`` ordinary processes: the submissions
+    graded at the same time share it equally, and the batch as a whole is not slowed down
+    against the machine's other processes (as one cgroup of default weight would be)."""
+    base = cgroup_base()
+    if not base:
+        return
+    jobs = max(1, int(jobs))
+    try:
+        if "v2" in base:
+            _cg_write(f"{base['v2']}/cpu.weight", min(10000, 100 * jobs))
+        elif "cpu" in base:
+            _cg_write(f"{base['cpu']}/cpu.shares", 1024 * jobs)
+    except OSError:
+        pass
 
 
 def _rmdir(path: str) -> None:
