@@ -264,8 +264,11 @@ def square(x):
         "forge-rerun-index" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
         "forge-at-huge": ([FD + "_send(t='at', c=10**12)\n_send(t='at', c='0')\n_send(t='at', i=10**30)\nos._exit(1)\n"],
                           ZERO, "exited with code 1", "exited"),
-        "forge-record-flood": (CORRECT + [FD + "for _ in range(300000):\n    _send(t='cell', i=1, error='x')\n"],
+        "forge-record-flood": (CORRECT + [FD + "os.write(_fd, b'{\"t\": \"cell\", \"i\": 1, \"error\": \"x\"}\\n' * 50000)\n"],
                                FULL, "Score: 6 / 7", "ok"),
+        # one write past the size limit of the results: what follows is dropped, the run ends "exited"
+        "forge-record-overflow": (CORRECT + [FD + "os.write(_fd, b'x' * (9 * 2**20))\n"], ZERO,
+                                  "exceeded the size limit", "exited"),
         "forge-parse-record": (CORRECT + [FD + "_send(t='invalid', why='forged')\n"
                                           "_send(t='sub', numbers=[9] * 10**5, answers={'why-nlogn': 'forged'})\n"],
                                FULL, "Score: 6 / 7", "ok"),
