@@ -1,4 +1,5 @@
-"""Grade 100 submissions of the gradient-descent problem set with ``--jobs 2`` (``make bench``).
+"""Grade 100 submissions of the gradient-descent problem set with ``--jobs 2`` (``make bench``);
+``--scale 10`` grades a class of 1000.
 
 The class: 60 correct notebooks, 25 partially correct ones, 15 hostile ones (an infinite loop, a
 fork bomb, a memory hog, 100 MB of printing, ``os._exit``; three of each). Prints the wall time,
@@ -19,7 +20,7 @@ import nbformat
 from dlopt.grading import release_notebook
 from dlopt.grading.grader import grade
 from dlopt.grading.problemset import load_problem_set
-from dlopt.grading.sandbox import Limits, default_isolation
+from dlopt.grading.sandbox import Limits, describe_isolation
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "exercises" / "source" / "gradient-descent.ipynb"
@@ -33,35 +34,41 @@ HOSTILE = {
 }
 
 
-def make_class(folder: Path) -> None:
+def make_class(folder: Path, scale: int = 1) -> None:
+    """60 correct, 25 partial and 15 hostile notebooks, each ``scale`` times."""
     solved = nbformat.read(SOURCE, as_version=4)
     solved.cells = [c for c in solved.cells if "hidden" not in c.metadata.get("tags", [])]
-    for i in range(60):
-        nbformat.write(solved, folder / f"correct-{i:02d}.ipynb")
+    for i in range(60 * scale):
+        nbformat.write(solved, folder / f"correct-{i:03d}.ipynb")
     partial = release_notebook(nbformat.read(SOURCE, as_version=4))
-    full = [c for c in solved.cells]
-    for cell, ref in zip(partial.cells, full):
+    solution = next(c.source for c in solved.cells if c.cell_type == "code" and "def gd_rate" in c.source)
+    for cell in partial.cells:
         if cell.cell_type == "code" and "def gd_rate" in cell.source:
-            cell.source = ref.source  # problem 1 solved, the rest left as stubs
-    for i in range(25):
-        nbformat.write(partial, folder / f"partial-{i:02d}.ipynb")
+            cell.source = solution  # problem 1 solved, the rest left as stubs
+    for i in range(25 * scale):
+        nbformat.write(partial, folder / f"partial-{i:03d}.ipynb")
     for name, code in HOSTILE.items():
         nb = nbformat.read(SOURCE, as_version=4)
         nb.cells.append(nbformat.v4.new_code_cell(code))
-        for i in range(3):
-            nbformat.write(nb, folder / f"hostile-{name}-{i}.ipynb")
+        for i in range(3 * scale):
+            nbformat.write(nb, folder / f"hostile-{name}-{i:03d}.ipynb")
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1, help="grade 100 x SCALE submissions (10: a class of 1000)")
+    args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
         subs = tmp / "subs"
         subs.mkdir()
-        make_class(subs)
+        make_class(subs, args.scale)
         n = len(list(subs.iterdir()))
-        print(f"isolation: {default_isolation()}; {n} submissions of {SOURCE.name}; --jobs 2", flush=True)
+        print(f"isolation: {describe_isolation()}\n{n} submissions of {SOURCE.name}; --jobs 2", flush=True)
         start = time.perf_counter()
-        results = grade(SOURCE, subs, tmp / "out", jobs=2, limits=LIMITS)
+        results = grade(SOURCE, subs, tmp / "out", jobs=2, limits=LIMITS, progress=False)
         wall = time.perf_counter() - start
         by_kind: dict = {}
         for r in results:

@@ -174,8 +174,10 @@ def _submissions(folder: Path) -> None:
     nbformat.write(solved, folder / "ada.ipynb")
     nbformat.write(student, folder / "bob.ipynb")
     half = release_notebook(nbformat.read(BATTERY, as_version=4))
-    half.cells[2].source = "def square(x):\n    return np.asarray(x, float) ** 2 + np.random.rand() * 1e-3\n"
-    half.cells[-1].source = "Because a comparison sort must tell n! orderings apart."
+    next(c for c in half.cells if "def square" in c.source).source = (
+        "def square(x):\n    return np.asarray(x, float) ** 2 + np.random.rand() * 1e-3\n")
+    next(c for c in half.cells if "answer" in c.metadata.get("tags", [])).source = (
+        "Because a comparison sort must tell n! orderings apart.")
     nbformat.write(half, folder / "cy.ipynb")
 
 
@@ -191,10 +193,10 @@ def test_grading_is_deterministic_and_writes_csv_and_feedback(tmp_path):
     csv0 = (outs[0] / "grades.csv").read_text()
     assert csv0 == (outs[1] / "grades.csv").read_text()
     assert csv0.splitlines() == [
-        "student,sq,sq-hidden,log,count,order,why-nlogn,total,max,status",
-        "ada,1,2,1,1,1,,6,7,ok",
-        "bob,0,0,0,0,0,,0,7,ok",
-        "cy,0,0,0,0,0,1,1,7,ok",
+        "student,file,sq,sq-hidden,log,count,order,why-nlogn,total,max,status,round",
+        "ada,ada.ipynb,1,2,1,1,1,,6,7,ok,0",
+        "bob,bob.ipynb,0,0,0,0,0,,0,7,ok,0",
+        "cy,cy.ipynb,0,0,0,0,0,1,1,7,ok,0",
     ]
     for name in ("ada", "bob", "cy"):
         assert (outs[0] / "feedback" / f"{name}.md").read_text() == (outs[1] / "feedback" / f"{name}.md").read_text()
@@ -230,7 +232,7 @@ def test_cli_grade(tmp_path):
                            "--out", str(tmp_path / "out"), "--jobs", "2", "--timeout", "20", "--memory", "1024",
                            "--no-progress"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "ada,1,2,1,1,1,,6,7,ok" in (tmp_path / "out" / "grades.csv").read_text()
+    assert "ada,ada.ipynb,1,2,1,1,1,,6,7,ok,0" in (tmp_path / "out" / "grades.csv").read_text()
 
 
 def test_reference_is_computed_once_and_cached(tmp_path):
@@ -239,7 +241,7 @@ def test_reference_is_computed_once_and_cached(tmp_path):
     _submissions(tmp_path / "subs")
     out = tmp_path / "out"
     grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False)
-    cache = out / ".reference.json"
+    cache = out / ".reference-0.json"
     stored = json.loads(cache.read_text())
     stored["data"]["0"]["0"] = [[0.0, 0.0, 0.0]]          # tamper: the cached data is what is used
     cache.write_text(json.dumps(stored))
@@ -249,3 +251,145 @@ def test_reference_is_computed_once_and_cached(tmp_path):
     cache.write_text(json.dumps(stored))
     results = {r.student: r for r in grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False)}
     assert results["ada"].points["sq"] == 1
+
+
+# ---------------------------------------------------------------- the course workflow
+def test_roster_deadline_late_policy_manual_comments_only_html_lms(tmp_path):
+    import csv
+    import os
+
+    from dlopt.grading.course import write_lms_csv
+    from dlopt.grading.problemset import load_problem_set
+
+    _submissions(tmp_path / "subs")
+    nbformat.write(nbformat.read(BATTERY, as_version=4), tmp_path / "subs" / "dee.ipynb")
+    (tmp_path / "subs" / "notes.txt").write_text("not a notebook")
+    due = 1_700_000_000
+    for name, offset in [("ada", -3600), ("bob", 0), ("cy", 3600), ("dee", 86400 * 2 + 60)]:
+        os.utime(tmp_path / "subs" / f"{name}.ipynb", (due + offset, due + offset))
+    (tmp_path / "roster.csv").write_text("file,name,email,lms_id,extension_days\n"
+                                         "ada.ipynb,Ada L.,ada@uni.edu,1001,0\nbob,Bob B.,bob@uni.edu,1002,0\n"
+                                         "cy,Cy C.,cy@uni.edu,1003,1\ndee,Dee D.,dee@uni.edu,1004,0\n"
+                                         "eve,Eve E.,eve@uni.edu,1005,0\n")
+    (tmp_path / "manual.csv").write_text("student,why-nlogn,why-nlogn comment\n"
+                                         "cy.ipynb,0.5,Right idea; say why log(n!) ~ n log n.\n")
+    out = tmp_path / "out"
+    results = grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False, roster=tmp_path / "roster.csv",
+                    deadline="2023-11-14T22:13:20Z", late_policy="10%/day", manual=tmp_path / "manual.csv",
+                    html=True)
+    rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert [rows[s]["days_late"] for s in ("ada", "bob", "cy", "dee")] == ["0", "0", "0", "3"]
+    assert rows["dee"]["penalty"] == "30%" and rows["dee"]["total"] == "4.2"     # 6 points, 3 days at 10%
+    assert rows["ada"]["name"] == "Ada L." and rows["cy"]["lms_id"] == "1003"
+    assert rows["cy"]["why-nlogn"] == "0.5" and rows["cy"]["total"] == "0.5"
+    cy = (out / "feedback" / "cy.md").read_text()
+    assert "Right idea; say why log(n!) ~ n log n." in cy and "why-nlogn**: 0.5 / 1" in cy
+    assert "3 day(s) late: 30% of the points taken" in (out / "feedback" / "dee.md").read_text()
+    page = (out / "feedback" / "cy.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "Right idea" in page and "\\" not in page
+    report = (out / "report.txt").read_text()
+    assert "notes.txt: not a submission" in report and "eve: no submission (on the roster: Eve E.)" in report
+    write_lms_csv(results, load_problem_set(BATTERY).max_points(), out / "canvas.csv", assignment="battery")
+    canvas = list(csv.reader(open(out / "canvas.csv")))
+    assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "battery"]
+    assert canvas[1][0] == "Points Possible" and canvas[1][-1] == "7"
+    assert ["Dee D.", "1004", "1004", "dee@uni.edu", "", "4.2"] in canvas
+    write_lms_csv(results, 7, out / "moodle.csv", assignment="battery", flavor="moodle")
+    assert list(csv.reader(open(out / "moodle.csv")))[0] == ["Email address", "ID number", "battery", "Feedback"]
+
+    # regrade one student: the other rows stay as they were
+    (tmp_path / "subs" / "bob.ipynb").write_bytes((tmp_path / "subs" / "ada.ipynb").read_bytes())
+    grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False, only_students=["bob"])
+    again = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert again["bob"]["total"] == "6" and again["cy"]["total"] == "0.5" and set(again) == set(rows)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("student,why-nlogn\nzed,1\n", "no submission from student 'zed'"),
+    ("student,why-nlogn,bonus\nada,1,2\n", "unknown column"),
+    ("student,why-nlogn\nada,5\n", "outside"),
+    ("name,why-nlogn\nada,1\n", "'student' column"),
+])
+def test_manual_grades_are_validated(tmp_path, text, why):
+    _submissions(tmp_path / "subs")
+    (tmp_path / "manual.csv").write_text(text)
+    with pytest.raises(ValueError, match=why):
+        grade(BATTERY, tmp_path / "subs", tmp_path / "out", limits=FAST, manual=tmp_path / "manual.csv",
+              progress=False)
+
+
+def test_rounds_give_hidden_checks_fresh_inputs(tmp_path):
+    """A lookup table of round 0's hidden inputs earns nothing in round 1."""
+    rng = np.random.default_rng(3)
+    table = {tuple(np.round(x, 12)): list(x * x) for x in (rng.standard_normal(4) for _ in range(5))}
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nb = nbformat.read(BATTERY, as_version=4)
+    for cell in nb.cells:
+        if "def square" in cell.source:
+            cell.source = (f"TABLE = {table!r}\ndef square(x):\n    x = np.asarray(x, dtype=float)\n"
+                           "    return TABLE.get(tuple(np.round(x, 12)), list(x * x if len(x) == 3 else x))\n")
+    nbformat.write(nb, subs / "lookup.ipynb")
+    nbformat.write(nbformat.read(BATTERY, as_version=4), subs / "honest.ipynb")
+    scores = {}
+    for rounds in (0, 1):
+        res = {r.student: r for r in grade(BATTERY, subs, tmp_path / f"out{rounds}", limits=FAST, rounds=rounds,
+                                           progress=False, jobs=2)}
+        scores[rounds] = (res["lookup"].points["sq-hidden"], res["honest"].points["sq-hidden"], res["lookup"].round)
+    assert scores == {0: (2, 2, 0), 1: (0, 2, 1)}
+    assert ",1\n" in (tmp_path / "out1" / "grades.csv").read_text()
+
+
+def test_partial_credit_per_assertion_group(tmp_path):
+    src = _nb(new_code_cell("import numpy as np\nfrom dlopt.grading import expect\n"),
+              new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n"),
+              _check("expect.equal(f(1), 2, group='small')\nexpect.equal(f(10), 20, group='large')\n"
+                     "expect.equal(f(-3), -6, group='negative')", cid="f", points=3))
+    src.cells[-1].metadata["dlopt"]["parts"] = {"small": 1, "large": 1.5, "negative": 0.5}
+    nbformat.write(src, tmp_path / "set.ipynb")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name, body in [("full", "return 2 * x"), ("positive-only", "return 2 * abs(x)"),
+                       ("small-only", "return 2 if x == 1 else 0"), ("raises", "raise ValueError('no')")]:
+        nb = release_notebook(src)
+        next(c for c in nb.cells if "def f" in c.source).source = f"def f(x):\n    {body}\n"
+        nbformat.write(nb, subs / f"{name}.ipynb")
+    res = {r.student: r for r in grade(tmp_path / "set.ipynb", subs, tmp_path / "out", limits=FAST, progress=False)}
+    assert {k: r.points["f"] for k, r in res.items()} == {"full": 3, "positive-only": 2.5, "small-only": 1,
+                                                          "raises": 0}
+    assert "part negative (0.5 points)" in res["positive-only"].reasons["f"]
+    bad = _nb(_check("expect.equal(f(1), 2, group='a')", cid="g", points=1))
+    nbformat.write(bad, tmp_path / "bad.ipynb")
+    with pytest.raises(FormatError, match="needs dlopt.parts"):
+        load_problem_set(tmp_path / "bad.ipynb")
+
+
+def test_gradescope_bundle_runs_and_scores_like_grade(tmp_path):
+    import json
+    import os
+    import zipfile
+
+    done = subprocess.run([sys.executable, "-m", "dlopt.grading", "gradescope", str(BATTERY), "--out",
+                           str(tmp_path / "autograder.zip"), "--timeout", "20", "--memory", "1024"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as zf:
+        assert sorted(zf.namelist()) == ["battery.ipynb", "run_autograder", "setup.sh"]
+        assert (zf.getinfo("run_autograder").external_attr >> 16) & 0o111
+        zf.extractall(root / "source")
+    _submissions(tmp_path / "subs")
+    (root / "submission").mkdir()
+    (root / "submission" / "battery.ipynb").write_bytes((tmp_path / "subs" / "cy.ipynb").read_bytes())
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
+    done = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads((root / "results" / "results.json").read_text())
+    assert set(data) >= {"score", "tests", "output", "execution_time"}
+    assert [t["name"] for t in data["tests"]] == ["sq", "sq-hidden (hidden)", "log", "count (hidden)", "order"]
+    assert {t["visibility"] for t in data["tests"]} == {"visible", "after_published"}
+    assert all(set(t) >= {"score", "max_score", "name", "status", "output"} for t in data["tests"])
+    ours = {r.student: r for r in grade(BATTERY, tmp_path / "subs", tmp_path / "out", limits=FAST, progress=False)}
+    assert data["score"] == sum(ours["cy"].points.values()) == sum(t["score"] for t in data["tests"])
+    assert sum(t["max_score"] for t in data["tests"]) == 6

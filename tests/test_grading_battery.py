@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from dlopt.grading import release_notebook
 from dlopt.grading.grader import grade
-from dlopt.grading.sandbox import Limits, default_isolation, run_job
+from dlopt.grading.sandbox import Limits, cgroup_base, default_isolation, run_job
 
 # Never run hostile code without the full sandbox: in basic isolation (not root) "kill the parent"
 # would kill pytest and `os.kill(-1, SIGKILL)` every process of the user.
@@ -63,7 +63,7 @@ def cases(paths: dict) -> dict:
 import glob, os
 leaked = []
 targets = [{str(src)!r}, {str(sub_dir / 'correct.ipynb')!r}, {str(out / 'grades.csv')!r},
-           {str(out / '.reference.json')!r}, {str(ROOT / 'exercises/source/gradient-descent.ipynb')!r},
+           {str(out / '.reference-0.json')!r}, {str(ROOT / 'exercises/source/gradient-descent.ipynb')!r},
            {str(ROOT / '.git/HEAD')!r}, '/proc/1/root' + {str(src)!r}, '/proc/1/cwd/battery.ipynb',
            '/root/.bash_history', '/proc/1/environ']
 for t in targets:
@@ -104,11 +104,13 @@ for c in range(5):
                                    with_points(sq=0, **{"sq-hidden": 0}), "TimeoutError", "ok"),
         "ignores-alarm": (CORRECT + ["import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
                                      "while True:\n    pass\n"], ZERO, "time limit", "timeout"),
-        "fork-bomb": (CORRECT + ["import os\nwhile True:\n    os.fork()\n"], FULL, "BlockingIOError", "ok"),
+        # BlockingIOError at the process limit, or the cell's time limit on a loaded machine
+        "fork-bomb": (CORRECT + ["import os\nwhile True:\n    os.fork()\n"], FULL, "cell 6:", "ok"),
         "allocate-50GB": (CORRECT + ["import numpy as np\nx = np.ones(50 * 2**30 // 8)\n"], FULL,
                           "MemoryError", "ok"),
+        # stopped by RLIMIT_AS or the cgroup, or by the cell's time limit on a loaded machine
         "eat-memory": (CORRECT + ["hog = []\nwhile True:\n    hog.append(bytearray(256 * 2**20))\n"], FULL,
-                       "MemoryError", "ok"),
+                       "cell 6:", "ok"),
         "os-exit-mid-notebook": ([HEADER, SQUARE, "import os\nos._exit(0)\n", LOG, COUNT, DESC], ZERO,
                                  "exited with code 0", "exited"),
         "sys-exit": (CORRECT + ["import sys\nsys.exit(1)\n"], FULL, "SystemExit", "ok"),
@@ -150,7 +152,7 @@ for c in range(5):
         "fake-results": (CORRECT + [f"""
 import os
 for p in [{str(out / 'grades.csv')!r}, {str(out / 'feedback' / 'fake-results.md')!r},
-          {str(out / '.reference.json')!r}, 'grades.csv']:
+          {str(out / '.reference-0.json')!r}, 'grades.csv']:
     try:
         os.makedirs(os.path.dirname(p) or '.', exist_ok=True)
         with open(p, 'w') as fh:
@@ -179,7 +181,7 @@ for cell in nb.cells:
                    FULL, "Score: 6 / 7", "ok"),
         "patch-default-rng": (CORRECT + ["_orig = np.random.default_rng\n"
                                          "np.random.default_rng = lambda *a, **k: _orig(12345)\n"],
-                              with_points(**{"sq-hidden": 0}), "expected", "ok"),
+                              with_points(**{"sq-hidden": 0}), "is not the reference value", "ok"),
         "nan-answers": (but(square="def square(x):\n    return np.full(len(x), np.nan)\n"),
                         with_points(sq=0, **{"sq-hidden": 0}), "nan", "ok"),
         "inf-answers": (but(safe_log="def safe_log(x):\n    if x <= 0:\n        raise ValueError\n"
@@ -188,7 +190,7 @@ for cell in nb.cells:
                         with_points(sq=0, **{"sq-hidden": 0}), "got", "ok"),
         "wrong-dtype": (but(count_positive="def count_positive(values):\n    return '2'\n",
                             descending="def descending(values):\n    return [str(v) for v in sorted(values)[::-1]]\n"),
-                        with_points(count=0, order=0), "expected 2", "ok"),
+                        with_points(count=0, order=0), "where a number was expected", "ok"),
         "renamed-functions": (but(square="def sqr(x):\n    return np.asarray(x, float) ** 2\n"),
                               with_points(sq=0, **{"sq-hidden": 0}), "NameError", "ok"),
         "deep-nesting": (but(descending="def descending(values):\n    a = []\n    for _ in range(200):\n"
@@ -198,6 +200,103 @@ for cell in nb.cells:
         "recursion": (but(square="def square(x):\n    return square(x)\n"),
                       with_points(sq=0, **{"sq-hidden": 0}), "RecursionError", "ok"),
         "forge-results": (WRONG + [forge], ZERO, "got", "ok"),
+        **second_round(paths),
+    }
+
+
+# the result channel: the student's code can find it and write records of its own (class 1)
+FD = ("import json, os\n"
+      "_fd = json.loads(open('/proc/self/cmdline', 'rb').read().split(b'\\0')[-2])['result_fd']\n"
+      "def _send(**rec):\n    os.write(_fd, (json.dumps(rec) + '\\n').encode())\n")
+HONEST = "-neighbour"  # an honest notebook named to be graded right after the attack it follows
+
+
+def second_round(paths: dict) -> dict:
+    """Hostile cases of the second round (issue 15), classes 1-9, each with its variants."""
+    frames = """
+import gc, sys
+_memo = []
+def _seen():
+    if _memo:
+        return _memo[0]
+    text = []
+    f = sys._getframe()
+    while f is not None:
+        for scope in (f.f_locals, f.f_globals):
+            text += [repr(v)[:100000] for v in list(scope.values()) if not type(v).__name__ == "module"]
+        f = f.f_back
+    text += [repr(o)[:10000] for o in gc.get_objects() if isinstance(o, (dict, list)) and len(o) < 200]
+    _memo.append(" ".join(text))
+    return _memo[0]
+def square(x):
+    seen = _seen()
+    if ("x " + "* x") in seen or ("rtol" + "=1e-12") in seen or ("[1, -2, 3]), " + "2") in seen:
+        raise ValueError("LEAKED " + seen[:200])
+    return np.asarray(x, dtype=float) ** 2
+"""
+    busy = ("import os\nfor _ in range(30):\n    try:\n        if os.fork() == 0:\n            os.setsid()\n"
+            "            while True:\n                pass\n    except OSError:\n        break\n")
+    sleep = "import time\ntime.sleep(1.8)\n"
+    memfd = ("import os\n_chunk = b'y' * (15 * 2**20)\n_fds = []\ndef count_positive(values):\n"
+             "    for _ in range(120):\n        fd = os.memfd_create('x')\n        os.write(fd, _chunk)\n"
+             "        _fds.append(fd)\n    return int(sum(1 for v in values if v > 0))\n")
+    forked_memory = ("import os, time\ndef count_positive(values):\n    r, w = os.pipe()\n"
+                     "    for _ in range(12):\n        if os.fork() == 0:\n            hog = bytearray(200 * 2**20)\n"
+                     "            for i in range(0, len(hog), 4096):\n                hog[i] = 1\n"
+                     "            os.write(w, b'k')\n            time.sleep(30)\n            os._exit(0)\n"
+                     "    os.close(w)\n    got = b''\n    end = time.time() + 1.5\n"
+                     "    while time.time() < end and len(got) < 12:\n        got += os.read(r, 12)\n"
+                     "    return int(sum(1 for v in values if v > 0)) if len(got) == 12 else -1\n")
+    whole = {
+        # 6. memory of the submission as a whole
+        "memfd-1800MB": (but(count_positive=memfd), with_points(count=0), "count (hidden) | 0 / 1", "ok"),
+        "memfd-1800MB" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
+        "forked-memory-2400MB": (but(count_positive=forked_memory), with_points(count=0), "count", "ok"),
+        # 7. CPU: a submission's processes share one submission's weight
+        "busy-children": (CORRECT + [busy] + [sleep] * 2 + ["import os, signal\nos.kill(-1, signal.SIGKILL)\n"],
+                          FULL, "Score: 6 / 7", "ok"),
+        "busy-children" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
+    } if cgroup_base() is not None else {}
+    return whole | {
+        # 1. forged bookkeeping on the result channel
+        "forge-rerun-index": (but(square=FD + "def square(x):\n    _send(t='at', c=-10**12)\n    os._exit(1)\n"),
+                              with_points(sq=0, **{"sq-hidden": 0}), "during this check", "ok"),
+        "forge-rerun-index" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
+        "forge-at-huge": ([FD + "_send(t='at', c=10**12)\n_send(t='at', c='0')\n_send(t='at', i=10**30)\nos._exit(1)\n"],
+                          ZERO, "exited with code 1", "exited"),
+        "forge-record-flood": (CORRECT + [FD + "os.write(_fd, b'{\"t\": \"cell\", \"i\": 1, \"error\": \"x\"}\\n' * 50000)\n"],
+                               FULL, "Score: 6 / 7", "ok"),
+        # one write past the size limit of the results: what follows is dropped, the run ends "exited"
+        "forge-record-overflow": (CORRECT + [FD + "os.write(_fd, b'x' * (9 * 2**20))\n"], ZERO,
+                                  "exceeded the size limit", "exited"),
+        "forge-parse-record": (CORRECT + [FD + "_send(t='invalid', why='forged')\n"
+                                          "_send(t='sub', numbers=[9] * 10**5, answers={'why-nlogn': 'forged'})\n"],
+                               FULL, "Score: 6 / 7", "ok"),
+        "forge-end-and-exit": ([FD + "_send(t='end')\nos._exit(0)\n"] + CORRECT, ZERO, "not finished", "ok"),
+        "forge-check-died": (CORRECT + [FD + "_send(t='check', c=0, died='forged')\n"], with_points(sq=0),
+                             "forged during this check", "ok"),
+        # 2. parsing and transforming student text is linear, and inside the time limit
+        "newlines-200KB": (CORRECT + ["\n" * 200_000 + "x = 1\n"], FULL, "Score: 6 / 7", "ok"),
+        "newlines-200KB" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
+        "magic-5000-lines": (CORRECT + ["%time x = 1\n" * 5000], FULL, "Score: 6 / 7", "ok"),
+        "magic-assignments": (CORRECT + ["y = %time 1\n" * 20000 + "z = !ls\nnp.sum?\n"], FULL, "Score: 6 / 7", "ok"),
+        "magic-5000-lines" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
+        "cell-magic": (CORRECT + ["%%bash\nrm -rf /\n"], FULL, "Score: 6 / 7", "ok"),
+        # 3. strings that cannot be encoded
+        "surrogate-error": (CORRECT + ["raise ValueError('\\ud800 \\udfff')\n"], FULL, "ValueError", "ok"),
+        "surrogate-value": (but(descending="def descending(values):\n    return ['\\ud800']\n"),
+                            with_points(order=0), "does not hold for", "ok"),
+        "surrogate-output": ([HEADER, "import sys\nsys.stdout.buffer.write(b'\\xed\\xa0\\x80' * 100)\n"
+                              "sys.stdout.flush()\nimport os\nos._exit(4)\n"], ZERO, "exited with code 4", "exited"),
+        # 8. a process that dies in every check: the reruns share the one wall-clock limit
+        "slow-deaths": ([HEADER, sleep, sleep, sleep, "import os\ndef square(x):\n    os._exit(1)\n",
+                         "def safe_log(x):\n    os._exit(1)\n", COUNT, DESC],
+                        ZERO, "time limit", "timeout"),
+        # 9. what the student's process can see: never the checks' expected side
+        "frame-walk": ([HEADER, frames, LOG, COUNT, DESC], FULL, "Score: 6 / 7", "ok"),
+        "hidden-wrong": (but(square="def square(x):\n    x = np.asarray(x, dtype=float)\n"
+                                    "    return x * x + (1.0 if len(x) == 4 else 0.0)\n"),
+                         with_points(**{"sq-hidden": 0}), "is not the reference value", "ok"),
     }
 
 
@@ -258,26 +357,68 @@ def battery(tmp_path_factory):
             cell.source = "expect.close(square([1, 2, 3]), [1, 2, 3])  # edited to match my answer"
     nbformat.write(edited, sub / "edited-visible-checks.ipynb")
     extra = {
-        "not-a-notebook.py": (ZERO, "not valid JSON", "invalid"),
         "invalid-json": (ZERO, "not valid JSON", "invalid"),
         "json-not-notebook": (ZERO, "not a Jupyter notebook", "invalid"),
         "non-utf8": (ZERO, "not UTF-8", "invalid"),
         "huge-notebook": (ZERO, "larger than the 5 MB limit", "invalid"),
         "large-outputs": (FULL, "Score: 6 / 7", "ok"),
-        "huge-code-cell": (FULL, "SyntaxError", "ok"),
+        "huge-code-cell": (FULL, "Score: 6 / 7", "ok"),
         "too-many-cells": (ZERO, "more than the limit", "invalid"),
         "malformed-cell": (ZERO, "malformed", "invalid"),
         "unsolved-student-copy": (ZERO, "NotImplementedError", "ok"),
         "deleted-visible-checks": (FULL, "Score: 6 / 7", "ok"),
         "edited-visible-checks": (with_points(sq=0, **{"sq-hidden": 0}), "got", "ok"),
     }
+    # 2, 3, 4, 5: files and names
+    (sub / "nested-json.ipynb").write_text('{"cells": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    answer = notebook(CORRECT)
+    answer.cells.append(new_markdown_cell("Q", metadata={"tags": ["manual"], "dlopt": {"id": "why-nlogn", "points": 1}}))
+    answer.cells.append(new_markdown_cell("n! orderings \ud800 and \udfff", metadata={"tags": ["answer"]}))
+    (sub / "surrogate-answer.ipynb").write_text(json.dumps(answer))  # ASCII JSON with lone surrogates
+    with open(os.path.join(os.fsencode(sub), b"latin1-\xe9t\xe9.ipynb"), "w") as fh:
+        fh.write(json.dumps(notebook(CORRECT)))
+    for name in ["s .ipynb", "s?.ipynb", "s_.ipynb", "张伟.ipynb", "李娜.ipynb", "王芳.ipynb", "Case.ipynb",
+                 "case.ipynb", "CON.ipynb", "victim.ipynb", "x" * 248 + "a.ipynb", "x" * 248 + "b.ipynb"]:
+        nbformat.write(notebook(CORRECT), sub / name)
+    (sub / "victim").write_text("not a notebook")
+    (sub / "folder.ipynb").mkdir()
+    (sub / "link-to-source.ipynb").symlink_to(SOURCE)
+    (sub / "link-to-classmate.ipynb").symlink_to(sub / "correct.ipynb")
+    (sub / "link-to-zero.ipynb").symlink_to("/dev/zero")
+    os.mkfifo(sub / "fifo.ipynb")
+    instructor = base / "instructor"
+    instructor.mkdir()
+    (instructor / "battery.ipynb").write_bytes(SOURCE.read_bytes())
+    os.link(instructor / "battery.ipynb", sub / "hardlink-to-source.ipynb")
+    extra.update({
+        "nested-json": (ZERO, "nested too deeply", "invalid"),
+        "surrogate-answer": (FULL, "Score: 6 / 7", "ok"),
+        "latin1-%E9t%E9": (FULL, "Score: 6 / 7", "ok"),
+        "s%20": (FULL, "Score: 6 / 7", "ok"), "s%3F": (FULL, "Score: 6 / 7", "ok"), "s_": (FULL, "Score: 6 / 7", "ok"),
+        "%E5%BC%A0%E4%BC%9F": (FULL, "Score: 6 / 7", "ok"), "%E6%9D%8E%E5%A8%9C": (FULL, "Score: 6 / 7", "ok"),
+        "%E7%8E%8B%E8%8A%B3": (FULL, "Score: 6 / 7", "ok"),
+        "%43ON": (FULL, "Score: 6 / 7", "ok"), "victim": (FULL, "Score: 6 / 7", "ok"),
+        "link-to-source": (ZERO, "symbolic link, refused", "refused"),
+        "link-to-classmate": (ZERO, "symbolic link, refused", "refused"),
+        "link-to-zero": (ZERO, "symbolic link, refused", "refused"),
+        "fifo": (ZERO, "named pipe", "refused"),
+        "hardlink-to-source": (ZERO, "hard link", "refused"),
+    })
+    import hashlib
+
+    for name in ["Case", "case"]:
+        extra[name + "~" + hashlib.sha256(f"{name}.ipynb".encode()).hexdigest()[:8]] = (FULL, "Score: 6 / 7", "ok")
+    for end in "ab":
+        raw = ("x" * 248 + end).encode()
+        extra["x" * 103 + "~" + hashlib.sha256(raw).hexdigest()[:16]] = (FULL, "Score: 6 / 7", "ok")
     expected = {name: (pts, phrase, status) for name, (_, pts, phrase, status) in table.items()}
     expected.update(extra)
     manual = base / "manual.csv"
     manual.write_text("student,why-nlogn\ncorrect,1\npartial,0.5\n")
     results = grade(SOURCE, sub, paths["out"], jobs=2, limits=LIMITS, manual=manual, progress=False,
                     max_mb=5)
-    return {"results": {r.student: r for r in results}, "expected": expected, "out": paths["out"]}
+    return {"results": {r.student: r for r in results}, "expected": expected, "out": paths["out"],
+            "list": results}
 
 
 def test_battery_is_large_enough(battery):
@@ -312,3 +453,57 @@ def test_grades_csv_is_the_graders(battery):
     assert "1000" not in (battery["out"] / "grades.csv").read_text()
     assert "Score: 6 / 7" in (battery["out"] / "feedback" / "fake-results.md").read_text()
     assert oct((battery["out"]).stat().st_mode & 0o777) == oct(0o700)
+
+
+def test_second_round_is_large_enough(battery):
+    names = set(second_round({"source": SOURCE, "submissions": Path("/s"), "out": Path("/o")}))
+    attacks = [n for n in names if not n.endswith(HONEST)]
+    files = ["nested-json", "surrogate-answer", "latin1-%E9t%E9", "s%20", "s%3F", "%E5%BC%A0%E4%BC%9F",
+             "%43ON", "victim", "link-to-source", "link-to-classmate", "link-to-zero", "fifo", "hardlink-to-source"]
+    assert len(attacks) + len(files) >= 25 and all(f in battery["expected"] for f in files)
+
+
+def test_what_is_not_a_submission_is_reported(battery):
+    report = (battery["out"] / "report.txt").read_text(encoding="utf-8")
+    for line in ["not-a-notebook.py: not a submission (not a .ipynb file)", "victim: not a submission",
+                 "folder.ipynb: not a submission (a folder)", "link-to-source.ipynb: a symbolic link, refused",
+                 "fifo.ipynb: a device, named pipe or socket, refused", "hardlink-to-source.ipynb: a hard link"]:
+        assert line in report, (line, report)
+    rows = list(csv.DictReader(open(battery["out"] / "grades.csv", encoding="utf-8")))
+    ids = [row["student"] for row in rows]
+    assert len(ids) == len(set(ids)) == len(battery["expected"])          # never merged
+    files = {row["student"]: row["file"] for row in rows}
+    assert files["s%3F"] == "s?.ipynb" and files["%E5%BC%A0%E4%BC%9F"] == "张伟.ipynb"
+    feedback = {p.name for p in (battery["out"] / "feedback").iterdir()}
+    assert feedback == {f"{i}.md" for i in ids}                          # one file each, none overwritten
+    from dlopt.grading.grader import file_name_of
+
+    assert all(file_name_of(i) + ".ipynb" == files[i] for i in ids if "~" not in i and "%E9" not in i)
+
+
+def test_untrusted_text_is_written_safely(battery):
+    out = battery["out"]
+    answers = (out / "answers" / "why-nlogn.md").read_text(encoding="utf-8")
+    assert "## surrogate-answer" in answers and "n! orderings \ufffd and \ufffd" in answers
+    assert "## correct" in answers and "## zzz" not in answers
+    assert "\ufffd" in (out / "feedback" / "surrogate-error.md").read_text(encoding="utf-8")
+
+
+def test_reruns_share_one_time_limit(battery):
+    slow = battery["results"]["slow-deaths"]
+    assert slow.elapsed <= LIMITS.timeout + 2, slow.elapsed
+    assert all(r.elapsed <= LIMITS.timeout + 2 for r in battery["list"]), \
+        sorted((r.elapsed, r.student) for r in battery["list"])[-3:]
+
+
+def test_hidden_feedback_never_quotes_the_reference(battery):
+    import numpy as np
+
+    feedback = (battery["out"] / "feedback" / "hidden-wrong.md").read_text()
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        for value in rng.standard_normal(4) ** 2:
+            assert repr(float(value))[:8] not in feedback
+    assert "sq-hidden" in feedback and "is not the reference value" in feedback
+    visible = (battery["out"] / "feedback" / "wrong-everything.md").read_text()
+    assert "got 2, expected 4.0" in visible        # visible checks may say what was expected

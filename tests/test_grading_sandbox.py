@@ -1,7 +1,7 @@
 """The security model of the sandbox, one test per promise (see dlopt.grading.sandbox).
 
-The namespaces tests run where the grader runs as root with a working ``unshare`` (CI, these
-machines); the basic-mode tests run everywhere.
+The namespaces tests run where the grader runs as root with a working ``unshare`` (as in CI), the
+bubblewrap test where ``bwrap`` works; the basic-mode tests run everywhere.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +184,48 @@ def test_python_reached_through_a_symlink(tmp_path):
     done = subprocess.run([str(link / "bin" / "python"), "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "True []", done.stdout + done.stderr
+
+
+def _bwrap_ok() -> bool:
+    import shutil
+
+    from dlopt.grading.sandbox import _bwrap_works
+
+    return shutil.which("bwrap") is not None and _bwrap_works()
+
+
+@pytest.mark.skipif(not _bwrap_ok(), reason="needs bubblewrap (Debian's bubblewrap package)")
+def test_bwrap_isolation(tmp_path):
+    """bubblewrap: what an instructor without root gets; the same file-system and network promises."""
+    secret = tmp_path / "instructor"
+    secret.mkdir()
+    (secret / "source.ipynb").write_text("SECRET")
+    value, run = probe(tmp_path, "[READ, [n for _, n in IFS]]",
+                       isolation="bwrap", hide=[str(secret)], cells=[f"""
+import os, socket
+IFS = socket.if_nameindex()
+READ = []
+for p in [{str(secret / 'source.ipynb')!r}, '/proc/1/root' + {str(secret / 'source.ipynb')!r}]:
+    try:
+        open(p).read()
+        READ.append(p)
+    except OSError:
+        pass
+"""])
+    assert run.ended_normally(), run.output
+    assert value == [[], ["lo"]]
+    if os.geteuid() == 0:
+        uid, _ = probe(tmp_path, "[os.getuid(), os.geteuid()]", isolation="bwrap", cells=["import os"])
+        assert 0 not in uid
+
+
+def test_cli_refuses_unsafe_isolation_for_untrusted_code(tmp_path, monkeypatch, capsys):
+    from dlopt.grading import cli, sandbox
+
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    (tmp_path / "subs").mkdir()
+    code = cli.main(["grade", str(Path(__file__).parent / "grading_cases" / "battery.ipynb"), str(tmp_path / "subs"),
+                     "--out", str(tmp_path / "out"), "--isolation", "basic", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "refusing to run untrusted notebooks" in err and "UNSAFE" in err
+    assert not (tmp_path / "out").exists()

@@ -17,17 +17,21 @@
   followed by a markdown cell tagged ``answer`` (graded by hand: ``dlopt-grade grade --manual``);
 - the student copy ``exercises/<set>.ipynb`` has no outputs and is committed.
 
-**Commands** (``dlopt-grade`` or ``python -m dlopt.grading``): ``release``, ``grade``, ``check``;
-see :mod:`dlopt.grading.cli`. ``grade`` writes ``grades.csv`` (student, one column per check and
-per manual question, total, max, status: ``ok``, ``timeout``, ``exited``, ``killed``,
-``invalid``), ``feedback/<student>.md`` and, with manual questions, ``answers/<id>.md``; the
-optional ``--manual`` CSV (``student`` + one column per manual id) fills the manual columns.
+**Commands** (``dlopt-grade`` or ``python -m dlopt.grading``): ``release``, ``grade``, ``check``,
+``gradescope``, ``isolation``; see :mod:`dlopt.grading.cli`. ``grade`` writes ``grades.csv``
+(student id, file, the roster's columns, one column per check and per manual question, lateness,
+total, max, status: ``ok``, ``timeout``, ``exited``, ``killed``, ``invalid``, ``refused``, and the
+grading round), ``feedback/<student>.md`` (``.html`` too on request), ``report.txt`` (what was not
+graded, roster mismatches) and, with manual questions, ``answers/<id>.md``; the course workflow
+(roster, deadlines, grades and comments given by hand, LMS export) is :mod:`dlopt.grading.course`,
+the Gradescope autograder :mod:`dlopt.grading.gradescope`.
 
 **Grading** (:mod:`dlopt.grading.grader`): each check cell of the *source* is split by
 :mod:`dlopt.grading.instrument` into a student variant (records only the ``actual`` arguments)
 and a reference variant (records only the ``expected`` values); the submission's code cells and
 the student variants run in a sandboxed interpreter (:mod:`dlopt.grading.sandbox`,
-:mod:`dlopt.grading._child`) that returns JSON lines; the reference is computed the same way from
+:mod:`dlopt.grading._child`; the submission is parsed there, by :mod:`dlopt.grading.submission`)
+that returns JSON lines, all of them treated as untrusted data; the reference is computed the same way from
 the source's solution, once per set; the grader compares and scores. The book's page *For
 instructors* explains the format, the commands and the security model with its limits.
 """

@@ -25,7 +25,9 @@ change a score (see :mod:`dlopt.grading`):
 
 Therefore: the ``actual`` argument should *return data* (numbers, arrays, lists, strings, bools;
 dicts with string keys); put the judgement in ``expected`` or in the predicate, never in the
-actual expression. Keyword options must be literals. Each call site's ``expected``/predicate may
+actual expression. Keyword options must be literals. ``group="name"`` puts a call in a part of
+its check: a check whose metadata lists ``"parts": {"name": points, ...}`` gives each part its
+points when all the calls of that part pass (partial credit inside one check). Each call site's ``expected``/predicate may
 use any name defined in the notebook (the reference side) and ``np``.
 
 Data are compared through their JSON form, so a numpy array and the nested list of its values
@@ -126,43 +128,61 @@ def _close_numbers(a: float, b: float, rtol: float, atol: float) -> bool:
     return abs(a - b) <= atol + rtol * abs(b)
 
 
-def _close(a, b, rtol, atol, where) -> str | None:
+def _kind(x) -> str:
+    if _is_number(x):
+        return "a number"
+    return {list: "a list", dict: "a dict", str: "a string", bool: "a bool", type(None): "None"}.get(
+        type(x), type(x).__name__)
+
+
+def _close(a, b, rtol, atol, where, reveal=True) -> str | None:
+    """Why ``a`` is not close to ``b``; with ``reveal=False`` the words never quote ``b``."""
+    tol = f"rtol={rtol:g}, atol={atol:g}" if rtol or atol else "exact comparison"
     if _is_number(a) and _is_number(b):
         if not _close_numbers(float(a), float(b), rtol, atol):
-            return f"{where}got {a!r}, expected {b!r} (rtol={rtol:g}, atol={atol:g})"
+            if not reveal:
+                return f"{where}your value {a!r} is not the reference value ({tol})"
+            return f"{where}got {a!r}, expected {b!r} ({tol})"
         return None
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return f"{where}got a list of length {len(a)}, expected length {len(b)}"
         for i, (x, y) in enumerate(zip(a, b)):
-            err = _close(x, y, rtol, atol, f"{where}[{i}] ")
+            err = _close(x, y, rtol, atol, f"{where}[{i}] ", reveal)
             if err:
                 return err
         return None
     if isinstance(a, dict) and isinstance(b, dict):
         if set(a) != set(b):
+            if not reveal:
+                return f"{where}got keys {sorted(a)}, which are not the expected keys"
             return f"{where}got keys {sorted(a)}, expected keys {sorted(b)}"
         for k in b:
-            err = _close(a[k], b[k], rtol, atol, f"{where}[{k!r}] ")
+            err = _close(a[k], b[k], rtol, atol, f"{where}[{k!r}] ", reveal)
             if err:
                 return err
         return None
     if a == b and type(a) is type(b):
         return None
+    if not reveal:
+        if type(a) is not type(b) and not (_is_number(a) and _is_number(b)):
+            return f"{where}got {_kind(a)} ({_describe(a, 60)}) where {_kind(b)} was expected"
+        return f"{where}got {_describe(a, 60)}, which is not the expected value"
     return f"{where}got {_describe(a)}, expected {_describe(b)}"
 
 
-def compare_close(actual, expected, rtol: float = 1e-7, atol: float = 1e-12) -> str | None:
+def compare_close(actual, expected, rtol: float = 1e-7, atol: float = 1e-12, *, reveal: bool = True) -> str | None:
     """``None`` when the data agree within ``|a-b| ≤ atol + rtol·|b|`` elementwise, else why not.
 
-    Shapes (list lengths, dict keys) must match exactly; non-numbers must be equal.
+    Shapes (list lengths, dict keys) must match exactly; non-numbers must be equal. With
+    ``reveal=False`` the reason says what is wrong in words and never quotes the expected data.
     """
-    return _close(from_data(actual), from_data(expected), float(rtol), float(atol), "")
+    return _close(from_data(actual), from_data(expected), float(rtol), float(atol), "", reveal)
 
 
-def compare_equal(actual, expected) -> str | None:
+def compare_equal(actual, expected, *, reveal: bool = True) -> str | None:
     """``None`` when the data are equal (NaN equals NaN), else why not."""
-    return _close(from_data(actual), from_data(expected), 0.0, 0.0, "")
+    return _close(from_data(actual), from_data(expected), 0.0, 0.0, "", reveal)
 
 
 def as_array_if_numeric(data):
@@ -191,28 +211,28 @@ def _fail(msg: str, why: str):
     raise CheckFailure(f"{msg}: {why}" if msg else why)
 
 
-def close(actual, expected, *, rtol: float = 1e-7, atol: float = 1e-12, msg: str = "") -> None:
+def close(actual, expected, *, rtol: float = 1e-7, atol: float = 1e-12, msg: str = "", group: str = "") -> None:
     """Check that ``actual`` is numerically close to ``expected`` (arrays, lists, scalars)."""
     why = compare_close(to_data(actual), to_data(expected), rtol, atol)
     if why:
         _fail(msg, why)
 
 
-def equal(actual, expected, *, msg: str = "") -> None:
+def equal(actual, expected, *, msg: str = "", group: str = "") -> None:
     """Check that ``actual`` equals ``expected`` exactly (ints, bools, strings, lists of them)."""
     why = compare_equal(to_data(actual), to_data(expected))
     if why:
         _fail(msg, why)
 
 
-def holds(actual, predicate: Callable[[Any], bool], msg: str = "") -> None:
+def holds(actual, predicate: Callable[[Any], bool], msg: str = "", *, group: str = "") -> None:
     """Check that ``predicate(actual)`` is true; numeric lists reach the predicate as arrays."""
     ok = predicate(as_array_if_numeric(to_data(actual)))
     if not bool(ok):
         _fail(msg or "the property does not hold", f"for {_describe(to_data(actual))}")
 
 
-def raises(exception: type[BaseException], call: Callable[[], Any], *, msg: str = "") -> None:
+def raises(exception: type[BaseException], call: Callable[[], Any], *, msg: str = "", group: str = "") -> None:
     """Check that ``call()`` raises ``exception`` (or a subclass)."""
     name = exception.__name__
     try:

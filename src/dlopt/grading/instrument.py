@@ -23,7 +23,8 @@ __all__ = ["Site", "CheckPlan", "FormatError", "instrument", "RECORDER", "KINDS"
 
 RECORDER = "__dlopt_rec__"
 KINDS = ("close", "equal", "holds", "raises")
-_OPTIONS = {"close": ("rtol", "atol", "msg"), "equal": ("msg",), "holds": ("msg",), "raises": ("msg",)}
+_OPTIONS = {"close": ("rtol", "atol", "msg", "group"), "equal": ("msg", "group"), "holds": ("msg", "group"),
+            "raises": ("msg", "group")}
 _SAFE_NAMES = {"np", "numpy", "math"} | set(dir(builtins))
 
 

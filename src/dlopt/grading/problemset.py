@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .instrument import CheckPlan, FormatError, instrument
+from .submission import MAX_CELLS, InvalidSubmission, parse_notebook, python_source
 
 __all__ = ["Check", "Manual", "ProblemSet", "Submission", "InvalidSubmission", "load_problem_set",
            "read_submission", "python_source"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_IPYTHON_SYNTAX = re.compile(r"^\s*[%!]|^[^#\n]*=\s*[%!]|\?\s*$", re.MULTILINE)
-_MAX_TRANSFORM = 100_000
-MAX_CELLS = 5000
 
 
 @dataclass
@@ -27,6 +24,7 @@ class Check:
     timeout: float | None
     cell: int          # index of the cell in the source notebook
     plan: CheckPlan
+    parts: dict = field(default_factory=dict)  # group name -> points (partial credit), or empty
 
 
 @dataclass
@@ -59,26 +57,6 @@ class Submission:
     answers: dict = field(default_factory=dict)      # manual id -> answer text
 
 
-class InvalidSubmission(Exception):
-    """A file that cannot be graded as a notebook; the message says why."""
-
-
-def python_source(cell_source: str) -> str:
-    """Plain Python for a code cell: IPython magics (``%...``, ``!...``) become ``get_ipython()``
-    calls, which do nothing while grading. The grader applies a *fresh* IPython transformer here,
-    in its own process, so transformers a student registers in their kernel play no part."""
-    if len(cell_source) > _MAX_TRANSFORM or not _IPYTHON_SYNTAX.search(cell_source):
-        return cell_source  # plain Python (the transformer is slow on huge cells: a DoS otherwise)
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-    except ImportError:  # pragma: no cover - IPython is always there with Jupyter
-        return cell_source
-    try:
-        return TransformerManager().transform_cell(cell_source)
-    except Exception:  # noqa: BLE001 - leave it; a syntax error is reported when it runs
-        return cell_source
-
-
 def _tags(cell) -> list:
     tags = cell.get("metadata", {}).get("tags", [])
     return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
@@ -97,6 +75,14 @@ def _meta(cell, where: str) -> dict:
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                 or timeout <= 0):
         raise FormatError(f"{where} ({cid}): dlopt.timeout must be a positive number of seconds")
+    parts = meta.get("parts")
+    if parts is not None:
+        if (not isinstance(parts, dict) or not parts
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in parts.values())):
+            raise FormatError(f"{where} ({cid}): dlopt.parts must map group names to points")
+        if abs(sum(parts.values()) - points) > 1e-9:
+            raise FormatError(f"{where} ({cid}): the points of dlopt.parts add up to "
+                              f"{sum(parts.values()):g}, not {points:g}")
     return meta
 
 
@@ -113,7 +99,16 @@ def load_problem_set(path: str | Path) -> ProblemSet:
         if cell.cell_type == "code" and "check" in tags:
             meta = _meta(cell, where)
             plan = instrument(cell.source, f"{where} ({meta['id']})")
-            checks.append(Check(meta["id"], meta["points"], "hidden" in tags, meta.get("timeout"), i, plan))
+            parts = dict(meta.get("parts") or {})
+            for site in plan.sites:
+                group = site.options.get("group")
+                if parts and group not in parts:
+                    raise FormatError(f"{where} ({meta['id']}), {site.label()}: group= must be one of "
+                                      f"{sorted(parts)} (the check has parts)")
+                if not parts and group is not None:
+                    raise FormatError(f"{where} ({meta['id']}), {site.label()}: group= needs "
+                                      "dlopt.parts in the cell's metadata")
+            checks.append(Check(meta["id"], meta["points"], "hidden" in tags, meta.get("timeout"), i, plan, parts))
             cid = meta["id"]
         elif cell.cell_type == "markdown" and "manual" in tags:
             meta = _meta(cell, where)
@@ -139,54 +134,13 @@ def load_problem_set(path: str | Path) -> ProblemSet:
 
 
 def read_submission(path: str | Path, manuals: list = (), max_mb: float = 20) -> Submission:
-    """The code cells (except check cells) and the manual answers of a submitted notebook."""
-    import nbformat
+    """The code cells (except check cells) and the manual answers of a notebook file.
 
+    For the instructor's own files and tests: the grader never parses a student's notebook in its
+    own process (it sends the bytes to the sandbox, see :mod:`dlopt.grading.submission`)."""
     path = Path(path)
     size = path.stat().st_size
     if size > max_mb * 2**20:
         raise InvalidSubmission(f"the file is {size / 2**20:.1f} MB, larger than the {max_mb:g} MB limit")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidSubmission(f"the file is not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidSubmission(f"the file is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    except RecursionError:
-        raise InvalidSubmission("the file is not a notebook (JSON nested too deeply)") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
-        raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no list of cells)")
-    if isinstance(data.get("cells"), list):  # nbformat 4: read directly (nbformat's validation is slow)
-        cells = data["cells"]
-    else:
-        try:
-            cells = nbformat.reads(text, as_version=4).cells
-        except Exception as exc:  # noqa: BLE001
-            raise InvalidSubmission(f"the file is not a Jupyter notebook ({type(exc).__name__})") from None
-    if len(cells) > MAX_CELLS:
-        raise InvalidSubmission(f"the notebook has {len(cells)} cells, more than the limit of {MAX_CELLS}")
-    sub = Submission()
-    by_id, plain = {}, []
-    for i, cell in enumerate(cells):
-        source = cell.get("source", "") if isinstance(cell, dict) else None
-        if isinstance(source, list) and all(isinstance(x, str) for x in source):
-            source = "".join(source)
-        meta = cell.get("metadata", {}) if isinstance(cell, dict) else None
-        if not isinstance(source, str) or not isinstance(meta, dict):
-            raise InvalidSubmission(f"cell {i + 1} is malformed")
-        cell = {"cell_type": cell.get("cell_type"), "source": source, "metadata": meta}
-        plain.append(cell)
-        if cell["cell_type"] == "code" and "check" not in _tags(cell):
-            sub.cells.append((i + 1, python_source(source)))
-        dmeta = meta.get("dlopt")
-        if isinstance(dmeta, dict) and isinstance(dmeta.get("id"), str):
-            by_id[dmeta["id"]] = i
-    nb_cells = plain
-    for m in manuals:
-        i = by_id.get(m.id)
-        if i is not None and i + 1 < len(nb_cells) and nb_cells[i + 1]["cell_type"] == "markdown":
-            sub.answers[m.id] = nb_cells[i + 1]["source"]
-    return sub
+    cells, answers = parse_notebook(path.read_bytes(), [m.id for m in manuals], max_cells=MAX_CELLS)
+    return Submission(cells=cells, answers=answers)

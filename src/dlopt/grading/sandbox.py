@@ -1,6 +1,6 @@
 """Start a sandboxed Python process for one job and collect what it returns.
 
-Two isolation levels (``isolation=``):
+Three isolation levels (``isolation=``; :func:`describe_isolation` says which is in force):
 
 ``"namespaces"`` (chosen automatically when the grader runs as root and the set-up works)
     ``unshare --net --pid --ipc --uts --fork --mount`` gives the process no network, its own
@@ -11,7 +11,11 @@ Two isolation levels (``isolation=``):
     and drops to an unprivileged uid of its own (one per parallel slot), with ``no_new_privs``.
     The source notebook, the submissions, the results and the grader's temporary files are not
     in that file system at all, whatever their modes.
-``"basic"`` (any other user, e.g. an instructor's laptop)
+``"bwrap"`` (chosen when namespaces are not available and bubblewrap works: an unprivileged
+    instructor with user namespaces)
+    ``bwrap --unshare-all`` with the same read-only binds, an empty ``/tmp`` and home, its own
+    ``/proc``, no network; as root also an unprivileged uid per slot.
+``"basic"`` (anything else: unsafe for untrusted code without root; the CLI refuses it then)
     A fresh interpreter in a private temporary directory (mode 0700), the same resource limits,
     its own session for the kill, a best-effort socket block. Lost: the network block can be
     undone by student code; the student process runs as the grader's user, so it can read what
@@ -22,7 +26,9 @@ Two isolation levels (``isolation=``):
     drops the student process to an unprivileged uid after the interpreter has started; the
     Python installation must then be readable by that uid.
 
-In both, the limits are ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
+As root, every run also gets cgroups of its own (:class:`Cgroup`: memory of the whole submission,
+anonymous and shared pages alike, its number of processes, an equal CPU weight), and whatever is
+left in them when the run ends is killed. In all modes the limits are ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
 ``RLIMIT_NPROC``, no core files, a wall-clock timeout that kills the whole process group, and
 caps on the bytes read back (stdout+stderr are read and discarded beyond ``output_kb``; the JSON
 results beyond ``results_mb``).
@@ -44,7 +50,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Limits", "RunResult", "run_job", "default_isolation", "HOME"]
+__all__ = ["Limits", "RunResult", "run_job", "default_isolation", "describe_isolation", "cgroup_base",
+           "set_parallel_runs", "HOME",
+           "parse_records", "safe_text"]
 
 CHILD = str(Path(__file__).with_name("_child.py"))
 HOME = "/home/student"
@@ -81,9 +89,23 @@ class RunResult:
     timed_out: bool = False
     results_truncated: bool = False
     elapsed: float = 0.0
+    memory_exceeded: bool = False
 
     def ended_normally(self) -> bool:
         return any(r.get("t") == "end" for r in self.records) and not self.timed_out
+
+
+@lru_cache(maxsize=1)
+def _bwrap_works() -> bool:
+    if shutil.which("bwrap") is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="dlopt-probe-") as tmp:
+        job = {"side": "student", "seed": 0, "cells": ["import numpy"], "checks": []}
+        try:
+            run = run_job(job, limits=Limits(timeout=30), workdir=tmp, isolation="bwrap")
+        except OSError:
+            return False
+    return run.ended_normally() and not any(r.get("t") == "cell" for r in run.records)
 
 
 @lru_cache(maxsize=1)
@@ -105,8 +127,204 @@ def _namespaces_work() -> bool:
 
 
 def default_isolation() -> str:
-    """``"namespaces"`` when running as root with working ``unshare``, else ``"basic"``."""
-    return "namespaces" if _namespaces_work() else "basic"
+    """``"namespaces"`` as root with working ``unshare``; else ``"bwrap"`` where bubblewrap works
+    (an unprivileged instructor with user namespaces); else ``"basic"``."""
+    if _namespaces_work():
+        return "namespaces"
+    return "bwrap" if _bwrap_works() else "basic"
+
+
+def isolation_is_safe(isolation: str) -> bool:
+    """Whether untrusted code may run: everything but ``basic`` without root (no uid of its own)."""
+    return isolation != "basic" or os.geteuid() == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# cgroups: limits on a submission as a whole (every process it starts), not per process
+# ----------------------------------------------------------------------------------------------
+_CGROUP_FS = "/sys/fs/cgroup"
+_CONTROLLERS = ("memory", "pids", "cpu")
+_cgroup_lock = threading.Lock()
+_cgroup_counter = [0]
+
+
+def _own_cgroups() -> dict:
+    """``{controller: path of this process's cgroup}`` from ``/proc/self/cgroup`` (v1 and v2)."""
+    own = {}
+    try:
+        lines = open("/proc/self/cgroup").read().splitlines()
+    except OSError:
+        return own
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for c in parts[1].split(",") if parts[1] else ["unified"]:
+            own[c] = parts[2]
+    return own
+
+
+@lru_cache(maxsize=1)
+def cgroup_base() -> dict | None:
+    """Folders under which this grader makes one cgroup per run, or ``None`` if it cannot.
+
+    cgroup v1 (a hierarchy per controller) or v2 (one unified hierarchy, with the ``memory``,
+    ``pids`` and ``cpu`` controllers enabled for our subtree). Made below the grader's own cgroup,
+    so that limits set above it still apply; removed when the grader exits.
+    """
+    import atexit
+
+    own = _own_cgroups()
+    made = {}
+    try:
+        if os.path.exists(f"{_CGROUP_FS}/cgroup.controllers"):  # v2
+            base = os.path.normpath(f"{_CGROUP_FS}/{own.get('unified', '/')}/dlopt-grade-{os.getpid()}")
+            os.makedirs(base, exist_ok=True)
+            made = {"v2": base}
+            with open(f"{base}/cgroup.subtree_control", "w") as fh:
+                fh.write("+memory +pids +cpu")
+        else:
+            for c in _CONTROLLERS:
+                mount = next((f"{_CGROUP_FS}/{m}" for m in (c, "cpu,cpuacct" if c == "cpu" else c)
+                              if os.path.isdir(f"{_CGROUP_FS}/{m}")), None)
+                if mount is None or c not in own:
+                    raise OSError(f"no cgroup v1 {c} controller")
+                base = os.path.normpath(f"{mount}/{own[c]}/dlopt-grade-{os.getpid()}")
+                os.makedirs(base, exist_ok=True)
+                made[c] = base
+    except OSError:
+        for base in made.values():
+            try:
+                os.rmdir(base)
+            except OSError:
+                pass
+        return None
+    atexit.register(lambda: [_rmdir(b) for b in made.values()])
+    return made
+
+
+def set_parallel_runs(jobs: int) -> None:
+    """Give the grader's cgroup the CPU weight of ``jobs`` ordinary processes: the submissions
+    graded at the same time share it equally, and the batch as a whole is not slowed down
+    against the machine's other processes (as one cgroup of default weight would be)."""
+    base = cgroup_base()
+    if not base:
+        return
+    jobs = max(1, int(jobs))
+    try:
+        if "v2" in base:
+            _cg_write(f"{base['v2']}/cpu.weight", min(10000, 100 * jobs))
+        elif "cpu" in base:
+            _cg_write(f"{base['cpu']}/cpu.shares", 1024 * jobs)
+    except OSError:
+        pass
+
+
+def _rmdir(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _cg_write(path: str, value) -> None:
+    with open(path, "w") as fh:
+        fh.write(str(value))
+
+
+class Cgroup:
+    """One run's cgroups: memory (anonymous, shared and file pages; swap too where accounted),
+    number of processes, and an equal CPU weight for every submission graded at the same time."""
+
+    def __init__(self, limits: "Limits"):
+        base = cgroup_base()
+        if base is None:
+            raise OSError("cgroups are not available")
+        with _cgroup_lock:
+            _cgroup_counter[0] += 1
+            name = f"run-{_cgroup_counter[0]}"
+        self.dirs = {c: f"{b}/{name}" for c, b in base.items()}
+        mem = limits.memory_mb * 2**20
+        try:
+            for c, d in self.dirs.items():
+                os.mkdir(d)
+                if c == "v2":
+                    _cg_write(f"{d}/memory.max", mem)
+                    if os.path.exists(f"{d}/memory.swap.max"):
+                        _cg_write(f"{d}/memory.swap.max", 0)
+                    _cg_write(f"{d}/pids.max", limits.nproc)
+                    _cg_write(f"{d}/cpu.weight", 100)
+                elif c == "memory":
+                    _cg_write(f"{d}/memory.limit_in_bytes", mem)
+                    if os.path.exists(f"{d}/memory.memsw.limit_in_bytes"):
+                        _cg_write(f"{d}/memory.memsw.limit_in_bytes", mem)
+                elif c == "pids":
+                    _cg_write(f"{d}/pids.max", limits.nproc)
+                elif c == "cpu":
+                    _cg_write(f"{d}/cpu.shares", 1024)
+        except OSError:
+            self.remove()
+            raise
+
+    def procs_files(self) -> list:
+        return [f"{d}/cgroup.procs" for d in self.dirs.values()]
+
+    def memory_exceeded(self) -> bool:
+        for c, d in self.dirs.items():
+            try:
+                if c == "memory":
+                    control = dict(line.split() for line in open(f"{d}/memory.oom_control").read().splitlines())
+                    return (int(control.get("oom_kill", 0)) > 0 or int(open(f"{d}/memory.failcnt").read()) > 0
+                            or int(open(f"{d}/memory.max_usage_in_bytes").read())
+                            >= int(open(f"{d}/memory.limit_in_bytes").read()))
+                if c == "v2":
+                    events = dict(line.split() for line in open(f"{d}/memory.events").read().splitlines())
+                    return int(events.get("max", 0)) > 0 or int(events.get("oom_kill", 0)) > 0
+            except (OSError, ValueError):
+                return False
+        return False
+
+    def kill_all(self) -> None:
+        """SIGKILL every process left in the cgroup (whatever session or process group it made)."""
+        d = self.dirs.get("pids") or self.dirs.get("v2") or next(iter(self.dirs.values()))
+        for _ in range(100):
+            try:
+                pids = [int(p) for p in open(f"{d}/cgroup.procs").read().split()]
+            except (OSError, ValueError):
+                return
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        for d in self.dirs.values():
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def describe_isolation(isolation: str | None = None) -> str:
+    """One line: which isolation is in force, and whether the whole-submission limits are."""
+    isolation = isolation or default_isolation()
+    what = {"namespaces": "namespaces (own root file system, network, processes; an unprivileged uid)",
+            "bwrap": "bubblewrap (user namespaces: own file system view, network, processes)",
+            "basic": ("basic, as root: an unprivileged uid and resource limits, no namespaces"
+                      if os.geteuid() == 0 else
+                      "basic, UNSAFE for untrusted code: runs as your user (resource limits only)")}[isolation]
+    cg = cgroup_base()
+    return what + ("; cgroup limits per submission (memory, processes, CPU weight)" if cg else
+                   "; WARNING: no cgroups, so memory and process limits are per process only "
+                   "and a submission's CPU use is not fair to its neighbours")
 
 
 @lru_cache(maxsize=1)
@@ -175,11 +393,14 @@ def _env(home: str) -> dict:
 
 
 def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] = (),
-            isolation: str | None = None, slot: int = 0, drop_privileges: bool = True) -> RunResult:
+            isolation: str | None = None, slot: int = 0, drop_privileges: bool = True,
+            notebook: bytes | None = None, timeout: float | None = None) -> RunResult:
     """Run one job (cells + instrumented checks) in a fresh sandboxed interpreter.
 
     ``workdir`` is a private directory of the grader (mode 0700) used for this run's scratch
-    files; ``hide`` lists paths that must never be visible (they are never bound into the
+    files; ``notebook`` the raw bytes of a submitted notebook, parsed inside the sandbox (the
+    job's ``cells`` are then ignored); ``timeout`` the wall-clock limit of this run (default
+    ``limits.timeout``); ``hide`` lists paths that must never be visible (they are never bound into the
     sandbox, and covered by an empty file system should they lie inside a bound directory).
     """
     isolation = isolation or default_isolation()
@@ -188,7 +409,17 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     is_root = os.geteuid() == 0
     uid = uid_base() + slot if (is_root and drop_privileges) else None
     hide = [os.path.realpath(h) for h in hide] + [os.path.realpath(workdir)]
+    import dlopt
+
+    cgroup = None
+    if is_root and cgroup_base() is not None:
+        try:
+            cgroup = Cgroup(limits)
+        except OSError:
+            cgroup = None
     cfg = {"mode": isolation, "uid": uid, "gid": uid, "result_fd": None,
+           "cgroups": cgroup.procs_files() if cgroup else [],
+           "pythonpath": str(Path(dlopt.__file__).resolve().parent.parent),
            "max_job_bytes": limits.max_job_mb * 2**20, "tmpfs_mb": limits.tmpfs_mb,
            "limits": {"cpu": limits.cpu(), "memory_mb": limits.memory_mb, "file_mb": limits.file_mb,
                       "nofile": limits.nofile, "nproc": limits.nproc}}
@@ -196,6 +427,32 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
         home = HOME
         cfg.update(newroot=str(run_dir), binds=_binds(hide), hide=hide)
         prefix = ["unshare", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount", "--"]
+        cwd = str(run_dir)
+    elif isolation == "bwrap":
+        # bubblewrap: user namespaces, so it works for an unprivileged instructor too
+        home = HOME
+        cfg["uid"] = cfg["gid"] = None
+        prefix = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                  "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", HOME, "--chdir", HOME]
+        if is_root:  # an unprivileged uid inside as well
+            prefix[1:1] = ["--unshare-user", "--uid", str(uid or 65534), "--gid", str(uid or 65534)]
+        for src, dst in _binds(hide):
+            if dst.startswith("/dev/"):
+                continue
+            if src == dst and os.path.islink(src) and os.path.dirname(src) == "/":
+                prefix += ["--symlink", os.readlink(src), dst]
+            else:
+                prefix += ["--ro-bind", src, dst]
+        for h in hide:  # a safety net, should a hidden path lie inside a bound tree
+            if any(_is_within(h, dst) for _, dst in _binds(hide)) and os.path.isdir(h):
+                prefix += ["--tmpfs", h]
+        prefix.append("--")
+        cfg["limits"]["nproc"] = None if is_root else _user_process_count() + limits.nproc
+        if cgroup is not None:  # joined by a shell before bwrap starts: /sys is not in the sandbox
+            files = cgroup.procs_files()
+            script = " && ".join(f'echo $$ > "${i + 1}"' for i in range(len(files)))
+            prefix = ["sh", "-c", f'{script} && shift {len(files)} && exec "$@"', "sh", *files] + prefix
+            cfg["cgroups"] = []
         cwd = str(run_dir)
     elif isolation == "basic":
         home = str(run_dir)
@@ -208,7 +465,9 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
         raise ValueError(f"unknown isolation {isolation!r}")
     cfg["env"] = _env(home)
     job = dict(job, cell_timeout=limits.cell_timeout)
-    payload = json.dumps(job).encode()
+    if notebook is not None:
+        job["notebook_bytes"] = len(notebook)
+    payload = json.dumps(job).encode() + b"\n" + (notebook or b"")
 
     r_fd, w_fd = os.pipe()
     cfg["result_fd"] = w_fd
@@ -243,7 +502,7 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     os.set_blocking(r_fd, False)
     sel.register(out_fd, selectors.EVENT_READ, "out")
     sel.register(r_fd, selectors.EVENT_READ, "res")
-    deadline = start + limits.timeout
+    deadline = start + (limits.timeout if timeout is None else max(0.0, timeout))
     open_fds = 2
     try:
         while open_fds:
@@ -279,6 +538,8 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if cgroup is not None:
+            cgroup.kill_all()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover
@@ -288,6 +549,9 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
         proc.stdout.close()
         writer.join(timeout=1)
         shutil.rmtree(run_dir, ignore_errors=True)
+        if cgroup is not None:
+            result.memory_exceeded = cgroup.memory_exceeded()
+            cgroup.remove()
     result.elapsed = time.monotonic() - start
     result.returncode = proc.returncode
     result.output = bytes(output[-out_cap:]).decode("utf-8", errors="replace")
@@ -295,14 +559,45 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     return result
 
 
-def parse_records(raw: bytes) -> list[dict]:
-    """JSON lines -> list of dicts; anything malformed is dropped."""
+MAX_RECORDS = 200_000
+
+
+def safe_text(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD (pairs of surrogates joined)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _clean(value, depth: int = 0):
+    """Untrusted data with every string made encodable (lone surrogates become U+FFFD)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return safe_text(value)
+    if depth > 200:
+        return None
+    if isinstance(value, list):
+        return [_clean(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k, depth + 1): _clean(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def parse_records(raw: bytes, max_records: int = MAX_RECORDS) -> list[dict]:
+    """JSON lines -> list of dicts, at most ``max_records``; anything malformed is dropped.
+
+    Everything read here comes from a process that ran student code: it is untrusted data,
+    bounded in size by the caller and in number here; strings are made safe to write anywhere.
+    """
     records = []
     for line in raw.split(b"\n")[:-1]:  # the last piece has no newline: incomplete
+        if len(records) >= max_records:
+            break
         try:
             rec = json.loads(line, parse_constant=float)
         except (ValueError, RecursionError):
             continue
         if isinstance(rec, dict) and isinstance(rec.get("t"), str):
-            records.append(rec)
+            records.append(_clean(rec))
     return records
