@@ -31,12 +31,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-# Debian's Chromium and its driver for tests/test_browser.py (installed when running as root;
-# otherwise the browser test is skipped with a message saying how to install them).
+# Debian's Chromium and its driver for tests/test_browser.py, and bubblewrap for the grader's
+# unprivileged isolation test (installed when running as root; otherwise those tests are skipped
+# with a message saying what to install).
 browser-deps:
-	@if [ -n "$(ROOT_USER)" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
-	  echo "installing Debian's chromium and chromium-driver for the browser test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	@if [ -n "$(ROOT_USER)" ] && ! { command -v chromium && command -v chromedriver && command -v bwrap; } >/dev/null; then \
+	  echo "installing Debian's chromium, chromium-driver and bubblewrap for the tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver bubblewrap >/dev/null; \
 	fi
 
 book: $(STAMP)

@@ -262,9 +262,11 @@ def square(x):
         "forge-rerun-index": (but(square=FD + "def square(x):\n    _send(t='at', c=-10**12)\n    os._exit(1)\n"),
                               with_points(sq=0, **{"sq-hidden": 0}), "during this check", "ok"),
         "forge-rerun-index" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
-        "forge-at-huge": ([FD + "_send(t='at', c=10**12)\n_send(t='at', c='0')\n_send(t='at', i=10**30)\nos._exit(1)\n"],
+        "forge-at-huge": ([FD + "_send(t='at', c=10**12)\n_send(t='at', c='0')\n"
+                                "_send(t='at', i=10**30)\nos._exit(1)\n"],
                           ZERO, "exited with code 1", "exited"),
-        "forge-record-flood": (CORRECT + [FD + "os.write(_fd, b'{\"t\": \"cell\", \"i\": 1, \"error\": \"x\"}\\n' * 50000)\n"],
+        "forge-record-flood": (CORRECT + [FD + "os.write(_fd, "
+                                          "b'{\"t\": \"cell\", \"i\": 1, \"error\": \"x\"}\\n' * 50000)\n"],
                                FULL, "Score: 6 / 7", "ok"),
         # one write past the size limit of the results: what follows is dropped, the run ends "exited"
         "forge-record-overflow": (CORRECT + [FD + "os.write(_fd, b'x' * (9 * 2**20))\n"], ZERO,
@@ -372,7 +374,8 @@ def battery(tmp_path_factory):
     # 2, 3, 4, 5: files and names
     (sub / "nested-json.ipynb").write_text('{"cells": ' + "[" * 200_000 + "]" * 200_000 + "}")
     answer = notebook(CORRECT)
-    answer.cells.append(new_markdown_cell("Q", metadata={"tags": ["manual"], "dlopt": {"id": "why-nlogn", "points": 1}}))
+    answer.cells.append(new_markdown_cell("Q", metadata={"tags": ["manual"],
+                                                         "dlopt": {"id": "why-nlogn", "points": 1}}))
     answer.cells.append(new_markdown_cell("n! orderings \ud800 and \udfff", metadata={"tags": ["answer"]}))
     (sub / "surrogate-answer.ipynb").write_text(json.dumps(answer))  # ASCII JSON with lone surrogates
     with open(os.path.join(os.fsencode(sub), b"latin1-\xe9t\xe9.ipynb"), "w") as fh:

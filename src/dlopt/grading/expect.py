@@ -27,7 +27,8 @@ Therefore: the ``actual`` argument should *return data* (numbers, arrays, lists,
 dicts with string keys); put the judgement in ``expected`` or in the predicate, never in the
 actual expression. Keyword options must be literals. ``group="name"`` puts a call in a part of
 its check: a check whose metadata lists ``"parts": {"name": points, ...}`` gives each part its
-points when all the calls of that part pass (partial credit inside one check). Each call site's ``expected``/predicate may
+points when all the calls of that part pass (partial credit inside one check). Each call site's
+``expected``/predicate may
 use any name defined in the notebook (the reference side) and ``np``.
 
 Data are compared through their JSON form, so a numpy array and the nested list of its values

@@ -5,7 +5,8 @@ Three isolation levels (``isolation=``; :func:`describe_isolation` says which is
 ``"namespaces"`` (chosen automatically when the grader runs as root and the set-up works)
     ``unshare --net --pid --ipc --uts --fork --mount`` gives the process no network, its own
     process tree (it sees only itself in ``/proc``; when it ends every process it started is
-    killed), its own IPC objects and its own mounts. Inside, :mod:`dlopt.grading._child` builds a new root file system holding only
+    killed), its own IPC objects and its own mounts. Inside, :mod:`dlopt.grading._child` builds a new root
+    file system holding only
     the Python installation, the system directories (``/usr``, ``/lib*``, ``/etc``, ``/bin``),
     the ``dlopt`` package (all read-only) and an empty home and ``/tmp``, ``chroot``\\s into it
     and drops to an unprivileged uid of its own (one per parallel slot), with ``no_new_privs``.
@@ -28,7 +29,8 @@ Three isolation levels (``isolation=``; :func:`describe_isolation` says which is
 
 As root, every run also gets cgroups of its own (:class:`Cgroup`: memory of the whole submission,
 anonymous and shared pages alike, its number of processes, an equal CPU weight), and whatever is
-left in them when the run ends is killed. In all modes the limits are ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
+left in them when the run ends is killed. In all modes the limits are ``RLIMIT_CPU``, ``RLIMIT_AS``,
+``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
 ``RLIMIT_NPROC``, no core files, a wall-clock timeout that kills the whole process group, and
 caps on the bytes read back (stdout+stderr are read and discarded beyond ``output_kb``; the JSON
 results beyond ``results_mb``).
