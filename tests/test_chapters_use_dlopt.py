@@ -83,6 +83,9 @@ ALLOWED = {
         "pending: records x_k and t_k of the two-sequence form (the theorem's quantities)",
     ("generalization/implicit-regularization.md", "rules.adagrad(W, grad(W, k)"):
         "pending: reads AdaGrad's accumulator half-way through a 3000-step run",
+    ("gradient-descent/gradient-flow.md", "v -= (f.value(np.array([u, v])) - c)"):
+        "contrast: Newton's method on the equation f(u, v) = c, the implicit function the appendix "
+        "constructs, not a step on an objective",
     ("gradient-descent/gradient-flow.md", "x_star = x_star - np.linalg.solve"):
         "pending: Newton polish of a minimizer (calculus.newton_critical_points)",
     ("second-order/hessian-approximations.md", "w = w + regularized_newton_step"):

@@ -117,7 +117,9 @@ def test_release_stubs_solutions_and_drops_hidden_checks(tmp_path):
     assert STUB in text and "BEGIN SOLUTION" not in text and "math.log(x)" not in text
     assert not any("hidden" in c.metadata.get("tags", []) for c in nb.cells)
     assert any(c.metadata.get("dlopt", {}).get("id") == "sq" for c in nb.cells)
-    assert release_notebook(nbformat.read(BATTERY, as_version=4)).cells == nb.cells
+    from dlopt.grading.setup_cell import repository
+
+    assert release_notebook(nbformat.read(BATTERY, as_version=4), repository(BATTERY)).cells == nb.cells
 
 
 # ---------------------------------------------------------------- judging data
