@@ -48,7 +48,7 @@ book: $(STAMP)
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP) browser-deps lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 # ruff over the package and the tests, mypy over the package (settings in pyproject.toml)
 lint: $(STAMP)
