@@ -71,22 +71,18 @@ def build(venv: Path, repo: Path) -> None:
 
 
 _DRIVER = r"""
-import json, sys, tempfile, uuid, os
+import json, os, sys
 import nbformat
 from nbclient import NotebookClient
-from jupyter_client import KernelManager
 
-class IPCKernelManager(KernelManager):  # Unix-domain sockets: no TCP port to race for
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.transport = "ipc"
-        self.ip = os.path.join(tempfile.gettempdir(), f"dlopt-binder-{uuid.uuid4().hex[:16]}")
+sys.path.insert(0, os.path.join(os.getcwd(), "tools"))  # the copy's tools/: the book's own executor
+from execute_pages import ipc_kernel_manager  # Unix-domain sockets: no TCP port to race for
 
 report = {}
 for path in sys.argv[1:]:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3",
-                            kernel_manager_class=IPCKernelManager,
+                            kernel_manager_class=ipc_kernel_manager(),
                             resources={"metadata": {"path": os.path.dirname(path)}})
     client.execute()
     errors = [o.get("ename") for c in nb.cells if c.cell_type == "code"
