@@ -144,6 +144,35 @@ def wolfe_conditions(f0: float, gtd0: float, t: float, f_t: float, gtd_t: float,
     return armijo_ok, curvature_ok
 
 
+class _TensorScalar(float):
+    """A float that rounds like a 0-d float64 torch tensor (``variant="torch"`` of :func:`strong_wolfe`).
+
+    ``torch.optim.LBFGS`` keeps some of its scalars as 0-d tensors: every directional derivative,
+    and every step computed from one. Arithmetic with a tensor gives a tensor, and a Python number
+    divided by a tensor is computed as ``number * (1 / tensor)`` -- which differs from ``number /
+    tensor`` in the last bit for about one pair in four. Tagging those scalars with this type makes
+    the shared search reproduce torch's steps to the last bit; every other operation rounds as
+    float arithmetic does.
+    """
+
+    __slots__ = ()
+
+    def __add__(self, o): return _TensorScalar(float(self) + o)  # noqa: E704
+    def __radd__(self, o): return _TensorScalar(o + float(self))  # noqa: E704
+    def __sub__(self, o): return _TensorScalar(float(self) - o)  # noqa: E704
+    def __rsub__(self, o): return _TensorScalar(o - float(self))  # noqa: E704
+    def __mul__(self, o): return _TensorScalar(float(self) * o)  # noqa: E704
+    def __rmul__(self, o): return _TensorScalar(o * float(self))  # noqa: E704
+    def __truediv__(self, o): return _TensorScalar(float(self) / o)  # noqa: E704
+    def __rtruediv__(self, o): return _TensorScalar(o * (1.0 / float(self)))  # noqa: E704
+    def __neg__(self): return _TensorScalar(-float(self))  # noqa: E704
+    def __abs__(self): return _TensorScalar(abs(float(self)))  # noqa: E704
+
+
+def _tagged(*xs) -> bool:
+    return any(isinstance(x, _TensorScalar) for x in xs)
+
+
 def cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
                       bounds: tuple[float, float] | None = None) -> float:
     r"""Minimiser of the cubic through :math:`(x_1,f_1,f'_1)` and :math:`(x_2,f_2,f'_2)`, clipped
@@ -166,7 +195,8 @@ def cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2:
             else:
                 x_min = x1 - (x1 - x2) * (np.float64(g1 + d2 - d1) / (g1 - g2 + 2 * d2))
         if math.isfinite(x_min):
-            return min(max(float(x_min), lo), hi)
+            x_min = _TensorScalar(x_min) if _tagged(x1, g1, x2, g2) else float(x_min)
+            return min(max(x_min, lo), hi)
     return (lo + hi) / 2.0
 
 
@@ -219,16 +249,21 @@ def strong_wolfe(phi: Callable[[float], tuple], t: float, f0: float, gtd0: float
         raise ValueError(f"unknown variant {variant!r}: use 'nocedal-wright' or 'torch'")
     torch_variant = variant == "torch"
 
+    # torch's directional derivatives are 0-d tensors, as is a first step computed from a tensor
+    scalar = _TensorScalar if torch_variant else float
+
     def evaluate(step):
-        f_new, gtd_new, data = phi(step)
-        f_new, gtd_new = float(f_new), float(gtd_new)
+        f_new, gtd_new, data = phi(float(step))
+        f_new, gtd_new = float(f_new), scalar(gtd_new)
         if not math.isfinite(f_new) or not math.isfinite(gtd_new):
             nonfinite[0] = True
-            f_new, gtd_new = math.inf, math.nan
+            f_new, gtd_new = math.inf, scalar(math.nan)
         return f_new, gtd_new, data
 
     nonfinite = [False]
-    f0, gtd0 = float(f0), float(gtd0)
+    f0, gtd0 = float(f0), scalar(gtd0)
+    if torch_variant and hasattr(t, "item"):  # a step that torch holds as a tensor
+        t = _TensorScalar(t.item())
     f_new, gtd_new, data_new = evaluate(t)
     evaluations = 1
 
@@ -303,7 +338,7 @@ def strong_wolfe(phi: Callable[[float], tuple], t: float, f0: float, gtd0: float
             bracket[low], bracket_f[low] = t, f_new
             bracket_data[low], bracket_gtd[low] = data_new, gtd_new
 
-    return LineSearchResult(t=bracket[low], f=bracket_f[low], gtd=bracket_gtd[low],
+    return LineSearchResult(t=float(bracket[low]), f=bracket_f[low], gtd=float(bracket_gtd[low]),
                             data=bracket_data[low], evaluations=evaluations, success=done,
                             nonfinite=nonfinite[0])
 

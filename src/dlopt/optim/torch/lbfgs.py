@@ -170,7 +170,7 @@ class LBFGS(Optimizer):
 
             # step length
             if state["n_iter"] == 1:
-                t = min(1.0, 1.0 / flat_grad.abs().sum().item()) * lr
+                t = min(1.0, 1.0 / flat_grad.abs().sum()) * lr  # a tensor when below 1, as in torch
             else:
                 t = lr
             gtd = flat_grad.dot(d).item()
