@@ -195,8 +195,8 @@ def cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2:
             else:
                 x_min = x1 - (x1 - x2) * (np.float64(g1 + d2 - d1) / (g1 - g2 + 2 * d2))
         if math.isfinite(x_min):
-            x_min = _TensorScalar(x_min) if _tagged(x1, g1, x2, g2) else float(x_min)
-            return min(max(x_min, lo), hi)
+            best: float = _TensorScalar(x_min) if _tagged(x1, g1, x2, g2) else float(x_min)
+            return min(max(best, lo), hi)
     return (lo + hi) / 2.0
 
 
