@@ -50,6 +50,32 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_collection_finish(session):
+    _start_book_build(session)
+    _start_binder_build(session)
+
+
+def _start_book_build(session):
+    """The book tests share one build (the ``build_log`` fixture of tests/conftest.py). Start it
+    now, in the background at the lowest CPU priority: the pages execute on the cores the unit
+    tests leave idle, and the fixture waits for what is left."""
+    import os
+
+    if session.config.option.collectonly or os.environ.get("DLOPT_REUSE_BUILD") == "1":
+        return
+    if not any(item.path.name in ("test_book.py", "test_browser.py") for item in session.items):
+        return
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent
+    proc = subprocess.Popen([sys.executable, str(root / "tools" / "build_book.py"), "--nice", "19", "--quiet"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own process group: stopped as a whole
+    session.config._dlopt_book = proc
+
+
+def _start_binder_build(session):
     if any(item.path.name == "test_binder.py" for item in session.items) and not session.config.option.collectonly:
         import subprocess
         import sys
@@ -71,6 +97,13 @@ def pytest_collection_finish(session):
 
 
 def pytest_unconfigure(config):
+    book = getattr(config, "_dlopt_book", None)
+    if book is not None and book.poll() is None:  # the run ended before the book tests: stop it
+        import os
+        import signal
+
+        os.killpg(book.pid, signal.SIGKILL)
+        book.wait()
     started = getattr(config, "_dlopt_binder", None)
     if started is not None:
         import shutil
