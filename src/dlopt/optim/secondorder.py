@@ -29,8 +29,8 @@ import math
 
 import numpy as np
 
-from dlopt.analysis import calculus as _calculus
-from dlopt.analysis.calculus import _fd_eps
+from dlopt.analysis import calculus
+from dlopt.analysis.calculus import fd_step
 from dlopt.analysis.calculus import hessian_vector_product as fd_hvp
 from dlopt.optim.linesearch import Backtracking, strong_wolfe
 
@@ -204,8 +204,8 @@ def fd_hessian(grad, x, eps: float | None = None):
     symmetrised; by default the step is the one :func:`fd_hvp` takes along a coordinate vector."""
     grad = grad.grad if hasattr(grad, "grad") else grad
     x = np.asarray(x, dtype=float)
-    h = _fd_eps(x, np.eye(x.size)[0]) if eps is None else float(eps)
-    return _calculus.hessian(None, x, h, grad=grad)
+    h = fd_step(x, np.eye(x.size)[0]) if eps is None else float(eps)
+    return calculus.hessian(None, x, h, grad=grad)
 
 
 def subsampled_hessian(objective, w, idx):
@@ -263,9 +263,9 @@ class _Problem:
             if getattr(objective, "dim", x0.size) != x0.size:
                 raise ValueError(f"x0 has {x0.size} entries, the objective expects {objective.dim}")
             self._value, self._grad, self._both = objective.value, objective.grad, None
-            if hess is None and hessp is None and (
+            if hess is None and hessp is None and hasattr(objective, "hess") and (
                 not isinstance(objective, Objective) or type(objective).hess is not Objective.hess
-            ):
+            ):  # an objective's own Hessian (one with value and grad only, e.g. a network's, has none)
                 self._hess = objective.hess
         elif jac is True:
             self._value = self._grad = None
