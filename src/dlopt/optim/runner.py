@@ -377,6 +377,16 @@ def run(
         trace["grad"] = []
     hit: np.ndarray | None = None
     active: np.ndarray | None = None
+
+    def keep_iterate():
+        """Record the iterate, its value and its gradient norm (of the gradient at x, last_norm)."""
+        if xs is not None:
+            xs.append(x.copy())
+        if values is not None:
+            values.append(value(x))
+        if norms is not None:
+            norms.append(last_norm)
+
     if stop is not None:
         hit = np.full(batch, -1, dtype=int)
         active = np.ones(batch, dtype=bool)
@@ -440,12 +450,7 @@ def run(
                     last_norm = norm(g_true)
             if taken % every == 0 or taken == steps:
                 last_recorded = taken
-                if xs is not None:
-                    xs.append(x.copy())
-                if values is not None:
-                    values.append(value(x))
-                if norms is not None:
-                    norms.append(last_norm)
+                keep_iterate()
                 if single and blowup is not None and values is not None:
                     fx = values[-1]
                     if not np.isfinite(fx) or abs(fx) > blowup or (need_norm and not np.isfinite(last_norm)):
@@ -462,12 +467,7 @@ def run(
             converged = tol is not None and last_norm <= tol
 
     if last_recorded != taken:  # stopped early between two records: keep the final iterate
-        if xs is not None:
-            xs.append(x.copy())
-        if values is not None:
-            values.append(value(x))
-        if norms is not None:
-            norms.append(norm(obj.grad(x)))
+        keep_iterate()
     info = {"rule": getattr(rule, "__name__", repr(rule)), "state": state, "x": x, "steps": taken}
     return Trajectory(
         xs=None if xs is None else np.array(xs),

@@ -422,6 +422,16 @@ def _modified_cholesky_direction(g, H):
     return -g
 
 
+def _backtrack(ls, P, x, g, d):
+    """``x + t d`` with the step ``t`` the backtracking line search ``ls`` accepts; a search that
+    finds no decrease ends the run."""
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return x + ls(P, x, g, d) * d
+    except RuntimeError:
+        raise _Stop(2, "the backtracking line search found no decrease (loss of precision?)") from None
+
+
 def _newton(P, x, f, g, o):
     """Newton: pure (x += -H⁻¹g) or damped (modified Newton direction + Armijo backtracking)."""
     ls = Backtracking(eta0=1.0, c=o["c1"], rho=0.5) if o["line_search"] else None
@@ -434,11 +444,7 @@ def _newton(P, x, f, g, o):
                 raise _Stop(2, f"singular Hessian: {err}") from None
         else:
             d = _modified_cholesky_direction(g, H)
-            try:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    x = x + ls(P, x, g, d) * d
-            except RuntimeError:
-                raise _Stop(2, "the backtracking line search found no decrease (loss of precision?)") from None
+            x = _backtrack(ls, P, x, g, d)
         f, g = P.fg(x)
         yield x, f, g, {}
 
@@ -495,11 +501,7 @@ def _gd(P, x, f, g, o):
         if ls is None:
             x = x - o["lr"] * g
         else:
-            try:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    x = x - ls(P, x, g, -g) * g
-            except RuntimeError:
-                raise _Stop(2, "the backtracking line search found no decrease (loss of precision?)") from None
+            x = _backtrack(ls, P, x, g, -g)
         f, g = P.fg(x)
         yield x, f, g, {}
 
