@@ -9,7 +9,9 @@ r"""The one loop that applies an update rule: :func:`dlopt.run`.
 Everything the book does with a rule outside ``dlopt.torch`` goes through this function:
 
 - the **oracle** is an objective (``dlopt.functions``; its exact gradient) or any callable
-  ``grad(x, k, rng)`` (a mini-batch sampler, a replayed gradient sequence, ...);
+  ``grad(x, k, rng)`` (a mini-batch sampler, a replayed gradient sequence, a preconditioned
+  direction, ...); it may hand back a mini-batch *objective* for a stochastic line search, and end
+  the run by raising ``StopIteration``;
 - ``x0`` may carry **leading batch dimensions**: ``x0`` of shape ``(S, n)`` runs ``S`` independent
   copies side by side (the rules are coordinate-wise, so one call updates every row);
 - **every hyperparameter** -- ``lr``, ``beta``, ``betas``, ``weight_decay``, ... -- is a number or
@@ -19,7 +21,8 @@ Everything the book does with a rule outside ``dlopt.torch`` goes through this f
   back onto a feasible set after each step;
 - ``record=`` names what to keep (iterates, values, gradient norms, step sizes, gradients, the
   rule's state) and ``stop=`` freezes runs that reached a target; the result is one
-  :class:`Trajectory`.
+  :class:`Trajectory`;
+- ``state=`` and ``start=`` continue a run where another one ended.
 """
 
 from __future__ import annotations
