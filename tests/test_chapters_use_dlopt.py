@@ -8,6 +8,10 @@ Two guards on the code cells of every page:
   ``.sub_``/``.add_`` on tensors, or a call of a dlopt rule inside ``for``/``while`` -- the loop
   belongs to :func:`dlopt.run` (or ``dlopt.torch``). A cell that must show the loop (a contrast the
   text names) is listed in ``ALLOWED`` with the reason.
+
+The same AST check runs over the package (outside ``dlopt.torch`` and the grader): the book's
+simulators run their rules through :func:`dlopt.run`; ``PACKAGE_ALLOWED`` names the loops that are
+something else (distributed workers, linear solvers, ``minimize``'s own iterations).
 """
 
 from __future__ import annotations
@@ -171,3 +175,44 @@ def test_guard_sees_update_loops(source):
 ])
 def test_guard_passes_other_code(source):
     assert not steps_in_loops(source)
+
+
+# ------------------------------------------------------------------------------------------------
+# the package itself: the same rule, outside dlopt.torch (its optimizers are the other loop)
+
+#: (module, a piece of the line) -> why the loop is not dlopt.run's
+PACKAGE_ALLOWED = {
+    ("book/distributed.py", "rules.gd(w, g / world"):
+        "a torch.distributed worker: the loop is the communication (all-reduce), the step is the rule",
+    ("book/distributed.py", "rules.gd(w, total / workers"):
+        "the parameter server: it steps when its workers' gradients arrive (synchronous)",
+    ("book/distributed.py", "rules.gd(w, msg[:n]"):
+        "the parameter server: it steps when a worker's gradient arrives (asynchronous)",
+    ("optim/secondorder.py", "d = d + a * p"): "conjugate gradients: a recurrence of the linear solver",
+    ("optim/secondorder.py", "r = r + a * Hp"): "conjugate gradients: a recurrence of the linear solver",
+    ("optim/secondorder.py", "x = x + newton_step(g, H)"): "minimize's own iteration (pure Newton)",
+    ("optim/secondorder.py", "x = x - o['lr'] * g"): "minimize's own iteration (method='gd', fixed step)",
+    ("problems/functions.py", "pts = pts - "): "Newton's method on the equation f = level (level-set points)",
+}
+
+
+def package_loop_steps() -> dict[str, list[str]]:
+    steps = {}
+    for path in sorted((ROOT / "src" / "dlopt").rglob("*.py")):
+        rel = str(path.relative_to(ROOT / "src" / "dlopt"))
+        if rel.startswith(("grading/", "optim/torch/")):
+            continue
+        found = steps_in_loops(path.read_text())
+        if found:
+            steps[rel] = found
+    return steps
+
+
+def test_package_loops_over_rules_only_in_the_runner():
+    """Every simulator of dlopt.book runs its rule through dlopt.run; the loops left are listed."""
+    steps = package_loop_steps()
+    bad = {rel: [line for line in found if not any(rel == m and piece in line for (m, piece) in PACKAGE_ALLOWED)]
+           for rel, found in steps.items()}
+    assert not any(bad.values()), f"update steps in loops outside dlopt.run: {bad}"
+    for module, piece in PACKAGE_ALLOWED:
+        assert any(piece in line for line in steps.get(module, [])), (module, piece)
