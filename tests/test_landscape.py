@@ -70,3 +70,24 @@ def test_sharpness_of_a_network_matches_its_hessian():
     lam = np.linalg.eigvalsh(H)
     top = lam[np.argmax(np.abs(lam))]
     assert landscape.sharpness(f.grad, net.theta, iters=500) == pytest.approx(top, rel=1e-4)
+
+
+def test_newton_polish_of_a_network_minimum_with_a_singular_hessian():
+    """newton_critical_points with hess= (the Hessian of one point, here by finite differences of an
+    exact gradient) and rcond= polishes a minimum of a network whose Hessian is singular: the step
+    is the least-squares Newton step, the gradient ends at rounding level; without the cut-off the
+    finite-difference noise in the flat directions would be inverted."""
+    x = np.linspace(-3, 3, 40)[:, None]
+    teacher = nn.MLP([1, 3, 1], activation="tanh", seed=7)
+    obj = nn.MLP([1, 4, 1], activation="tanh", seed=2).objective(x, teacher.forward(teacher.theta, x)[:, 0])
+    import dlopt
+
+    theta = dlopt.minimize(obj, obj.net.theta, method="bfgs", options={"maxiter": 5000, "gtol": 1e-11}).x
+    hess = lambda t: landscape.hessian_from_grad(obj.grad, t)  # noqa: E731
+    res = calculus.newton_critical_points(obj, theta, steps=5, damping=None, hess=hess, rcond=1e-12)
+    by_hand = theta.copy()
+    for _ in range(5):
+        by_hand = by_hand - np.linalg.lstsq(hess(by_hand), obj.grad(by_hand), rcond=1e-12)[0]
+    assert res["x"].shape == (1, theta.size) and res["grad_norm"][0] < 1e-10
+    assert np.allclose(res["x"][0], by_hand, rtol=0, atol=1e-8)
+    assert np.min(res["eigenvalues"][0]) > -1e-6 and res["converged"][0]

@@ -168,3 +168,86 @@ def test_protocols_and_py_typed():
     assert isinstance(schedules.CosineAnnealing(1.0, 10), protocols.Schedule)
     assert isinstance(runner.as_oracle(f), protocols.Oracle)
     assert (Path(dlopt.__file__).parent / "py.typed").is_file()
+
+
+def test_stochastic_line_search_on_minibatch_objectives():
+    """The oracle may hand back a mini-batch objective: the rule gets its gradient, the line search
+    runs on that batch (not on the full objective), and StopIteration ends the run before the step."""
+    from dlopt import linesearch
+
+    X, y = np.random.default_rng(0).standard_normal((50, 3)), np.ones(50)
+    risk = functions.LeastSquares(X, y)
+    ls = linesearch.Backtracking(eta0=1.0)
+    searched, batches = [], []
+
+    def minibatch(w, k, rng):
+        if k == 7:
+            raise StopIteration
+        idx = rng.choice(50, 5, replace=False)
+        batches.append(functions.LeastSquares(X[idx], y[idx]))
+        return batches[-1]
+
+    def search(f, w, g, d):
+        searched.append(f)
+        return ls(f, w, g, d)
+
+    traj = dlopt.run(rules.gd, minibatch, np.zeros(3), 20, objective=risk, line_search=search,
+                     rng=np.random.default_rng(1))
+    assert traj.steps == 7 and searched == batches  # each step searched on its own batch
+    w = np.zeros(3)
+    for batch, eta in zip(batches, traj.lrs):       # the same steps by hand
+        w -= eta * batch.grad(w)
+    assert np.array_equal(traj.x, w) and np.allclose(traj.values, risk.value(traj.xs))
+    with pytest.raises(ValueError, match="line search needs an objective"):
+        dlopt.run(rules.gd, lambda w, k, rng: w, np.zeros(3), 2, line_search=search)
+
+
+def test_state_entries_are_recorded_under_their_names():
+    """record="state" keeps every numeric state entry; a rule's own t is not overwritten by its
+    step counter (the accelerated method keeps both)."""
+    from dlopt import convergence as cv
+
+    f = functions.Quadratic.from_eigenvalues([0.1, 1.0], seed=0)
+    traj = dlopt.run(cv.accelerated_gradient, f, [1.0, 1.0], 5, lr=1 / f.L, record="state")
+    assert np.array_equal(traj.trace["step"], np.arange(1, 6))
+    assert np.allclose(traj.trace["t"], (np.arange(1, 6) + 2) / 2)  # t_{k+1} = (k + 3) / 2
+    assert traj.trace["x"].shape == (5, 2)
+    adam = dlopt.run(rules.adam, f, [1.0, 1.0], 3, lr=0.1, record="state")
+    assert np.array_equal(adam.trace["t"], [1, 2, 3])  # adam's step counter, as before
+
+
+def test_a_run_continues_from_its_state():
+    """run(..., state=t.info["state"], start=t.steps) continues t exactly (the rule's state, the
+    schedules' and the oracle's step index)."""
+    f = functions.Rosenbrock()
+    lr, seen = (lambda k: 1e-2 / (1 + k)), []
+
+    def oracle(x, k, rng):
+        seen.append(k)
+        return f.grad(x) * (1 + 0.1 * np.sin(k))
+
+    whole = dlopt.run(rules.adam, oracle, [-1.0, 1.0], 15, lr=lr, objective=f)
+    first = dlopt.run(rules.adam, oracle, [-1.0, 1.0], 10, lr=lr, objective=f)
+    rest = dlopt.run(rules.adam, oracle, first.x, 5, lr=lr, objective=f, state=first.info["state"],
+                     start=first.steps)
+    assert seen == [*range(15), *range(10), *range(10, 15)]
+    assert np.array_equal(np.vstack([first.xs, rest.xs[1:]]), whole.xs) and rest.steps == 5
+    assert np.array_equal(rest.lrs, whole.lrs[10:])
+    with pytest.raises(ValueError, match="start must be"):
+        dlopt.run(rules.gd, f, [0.0, 0.0], 3, start=-1)
+
+
+def test_a_non_finite_gradient_norm_is_divergence():
+    """A single run stops when the gradient norm overflows, even while the value is still finite."""
+    class Steep:
+        dim = 1
+
+        def value(self, x):
+            return float(np.sum(x ** 2))
+
+        def grad(self, x):
+            return np.where(np.abs(x) > 1e3, np.inf, 2 * x)
+
+    traj = dlopt.run(rules.gd, Steep(), [1.0], 50, lr=10.0, blowup=np.inf)
+    assert traj.diverged and np.isfinite(traj.values[-1]) and not np.isfinite(traj.grad_norms[-1])
+    assert traj.steps < 50

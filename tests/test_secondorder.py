@@ -386,3 +386,14 @@ def test_bfgs_update_equals_the_product_form():
         np.testing.assert_allclose(new, V @ H @ V.T + rho * np.outer(s, s), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(new @ y, s, rtol=1e-10, atol=1e-12)
         assert np.all(np.linalg.eigvalsh(new) > 0)
+
+
+def test_an_objective_with_value_and_grad_only():
+    """An objective-like object without a Hessian (a network's empirical risk) is minimised with
+    its own gradient: quasi-Newton methods need no Hessian."""
+    from dlopt import nn
+
+    x = np.linspace(-2, 2, 20)[:, None]
+    obj = nn.MLP([1, 3, 1], activation="tanh", seed=0).objective(x, np.sin(x[:, 0]))
+    res = dlopt.minimize(obj, obj.net.theta, method="bfgs", options={"gtol": 1e-6})
+    assert res.success and np.abs(obj.grad(res.x)).max() <= 1e-6

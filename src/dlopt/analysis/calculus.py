@@ -24,6 +24,7 @@ __all__ = [
     "jacobian",
     "hessian",
     "hessian_vector_product",
+    "fd_step",
     "directional_derivative",
     "gradient_error",
     "taylor",
@@ -100,8 +101,10 @@ def hessian(f: Callable | None, x, h: float = 1e-4, grad: Callable | None = None
     return 0.5 * (H + H.T)
 
 
-def _fd_eps(x, v) -> float:
-    """Central-difference step: cube root of machine epsilon, scaled to x and v."""
+def fd_step(x, v) -> float:
+    r"""The central-difference step along ``v`` at ``x`` that :func:`hessian_vector_product` takes:
+    the cube root of the machine epsilon, times :math:`\max(1,\lVert x\rVert)/\lVert v\rVert`
+    (it balances the :math:`O(\varepsilon^2)` truncation error against rounding)."""
     vnorm = float(np.linalg.norm(v))
     return np.finfo(float).eps ** (1 / 3) * max(1.0, float(np.linalg.norm(x))) / max(vnorm, 1e-300)
 
@@ -119,7 +122,7 @@ def hessian_vector_product(grad, x, v, eps: float | None = None):
     x, v = np.asarray(x, dtype=float), np.asarray(v, dtype=float)
     if not np.any(v):
         return np.zeros_like(x)
-    eps = _fd_eps(x, v) if eps is None else float(eps)
+    eps = fd_step(x, v) if eps is None else float(eps)
     return (np.asarray(grad(x + eps * v)) - np.asarray(grad(x - eps * v))) / (2 * eps)
 
 
@@ -179,8 +182,14 @@ def classify(H, tol: float = 1e-8) -> str:
     return "degenerate"
 
 
+def _rowwise(fn: Callable) -> Callable:
+    """``fn`` of one point, applied to each row of a stack of points."""
+    return lambda X: np.stack([np.asarray(fn(x), dtype=float) for x in X])
+
+
 def newton_critical_points(objective, starts, steps: int = 50, damping: float | None = 1e-2,
-                           tol: float = 1e-9) -> dict:
+                           tol: float = 1e-9, *, hess: Callable | None = None,
+                           rcond: float | None = None) -> dict:
     r"""Critical points of ``objective`` (:math:`\nabla f=0`) found from every row of ``starts`` at
     once by a Newton-type method; the one critical-point search of the package.
 
@@ -192,9 +201,14 @@ def newton_critical_points(objective, starts, steps: int = 50, damping: float | 
     where the damping of each start shrinks after a step that reduced :math:`\lVert g\rVert` and
     grows otherwise. With ``damping=None`` Newton's method on the equation :math:`\nabla f(x)=0`,
     steps :math:`-\nabla^2f(x)^{+}\nabla f(x)` (pseudo-inverse, so a singular Hessian is allowed);
-    a start stops once its step is below ``1e-13`` (relative) or it leaves ``|x| <= 1e6``. Both are
-    attracted to critical points of *every* index (minima, saddles, maxima) -- what we want when
-    surveying them. The objective's ``grad`` and ``hess`` must accept stacks of points ``(k, n)``.
+    a start stops once its step is below ``1e-13`` (relative) or it leaves ``|x| <= 1e6``;
+    singular values below ``rcond`` times the largest are cut (numpy's default without it). Both
+    are attracted to critical points of *every* index (minima, saddles, maxima) -- what we want when
+    surveying them, and a few Newton steps polish a minimiser that another method found to
+    machine precision. The objective's ``grad`` and ``hess`` must accept stacks of points
+    ``(k, n)``; or give ``hess``, the Hessian of one point (e.g. ``lambda x: hessian(None, x,
+    grad=objective.grad)`` for an objective with a gradient only): then ``value``, ``grad`` and
+    ``hess`` are evaluated point by point.
 
     Returns a dict of numpy arrays: ``x`` (points), ``value``, ``grad_norm``, ``eigenvalues`` (of
     the Hessian, ascending, one row per point; NaN for points that blew up) and ``converged``
@@ -202,6 +216,9 @@ def newton_critical_points(objective, starts, steps: int = 50, damping: float | 
     """
     x = np.array(starts, dtype=float, ndmin=2)
     k, n = x.shape
+    if hess is not None:
+        objective = _PointwiseObjective(objective, hess)
+    pinv = np.linalg.pinv if rcond is None else (lambda H: np.linalg.pinv(H, rcond=rcond))
     if damping is None:
         active = np.ones(k, dtype=bool)
         with np.errstate(all="ignore"):
@@ -209,7 +226,7 @@ def newton_critical_points(objective, starts, steps: int = 50, damping: float | 
                 if not active.any():
                     break
                 xa = x[active]
-                step = (np.linalg.pinv(objective.hess(xa)) @ objective.grad(xa)[..., None])[..., 0]
+                step = (pinv(objective.hess(xa)) @ objective.grad(xa)[..., None])[..., 0]
                 step[~np.isfinite(step).all(axis=1)] = 0.0
                 x[active] = xa - step
                 small = np.linalg.norm(step, axis=1) <= 1e-13 * (1 + np.linalg.norm(x[active], axis=1))
@@ -244,6 +261,14 @@ def newton_critical_points(objective, starts, steps: int = 50, damping: float | 
     eig = np.linalg.eigvalsh(objective.hess(x))
     return {"x": x, "value": np.asarray(objective.value(x), dtype=float), "grad_norm": gn,
             "eigenvalues": eig, "converged": gn <= tol}
+
+
+class _PointwiseObjective:
+    """An objective of one point seen as one of stacks of points (for
+    :func:`newton_critical_points` with ``hess=``)."""
+
+    def __init__(self, objective, hess: Callable):
+        self.value, self.grad, self.hess = _rowwise(objective.value), _rowwise(objective.grad), _rowwise(hess)
 
 
 def critical_points(objective, xlim=(-2, 2), ylim=(-2, 2), num: int = 15, tol: float = 1e-10,

@@ -19,10 +19,11 @@ gradient for convex problems, and the rate bounds the chapter *Convergence theor
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
-from dlopt.problems.functions import Objective, _point
-from dlopt.optim.rules import _copy
+from dlopt.problems.functions import Objective, as_point
 
 __all__ = [
     "WorstCaseQuadratic",
@@ -97,7 +98,7 @@ class WorstCaseQuadratic(Objective):
         return -self.L / 8.0 * (1.0 - 1.0 / (k + 1.0))
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         xp = x[..., : self.p]
         d = xp[..., 1:] - xp[..., :-1]
         quad = xp[..., 0] ** 2 + (d * d).sum(-1) + xp[..., -1] ** 2
@@ -147,7 +148,7 @@ def accelerated_gradient(param, grad, state, *, lr, t_sequence: str = "linear"):
     if t_sequence not in ("linear", "fista"):
         raise ValueError(f"t_sequence must be 'linear' or 'fista', got {t_sequence!r}")
     if "x" not in state:
-        state["x"], state["t"], state["step"] = _copy(param), 1.0, 0
+        state["x"], state["t"], state["step"] = copy.deepcopy(param), 1.0, 0  # numpy or torch
     k, t, x_old = state["step"], state["t"], state["x"]
     x_new = param - lr * grad                                            # x_{k+1} = y_k - η ∇f(y_k)
     t_new = (k + 3) / 2 if t_sequence == "linear" else (1 + (1 + 4 * t * t) ** 0.5) / 2

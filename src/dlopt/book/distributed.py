@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from dlopt.optim import rules
+from dlopt.optim.runner import Trajectory, run
 
 __all__ = [
     "allreduce_worker",
@@ -66,10 +67,11 @@ def sync_sgd(X, y, w0, *, lr: float, steps: int, workers: int = 1, batch: int = 
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     idx = global_batches(X.shape[0], workers, batch, steps, seed)
     rng = np.random.default_rng(seed + 1) if rng is None else rng
-    w = np.array(w0, dtype=float)
-    memory = np.zeros((workers, w.size))
-    path = [w.copy()]
-    for k in range(steps):
+    memory = np.zeros((workers, np.size(w0)))
+
+    def all_reduce(w, k, rng):
+        """The workers' gradients at step k (compressed, with error feedback), averaged."""
+        nonlocal memory
         grads = np.stack([lsq_grad(X[idx[k, r]], y[idx[k, r]], w) for r in range(workers)])
         if compress is not None:
             corrected = grads + memory if error_feedback else grads
@@ -77,9 +79,9 @@ def sync_sgd(X, y, w0, *, lr: float, steps: int, workers: int = 1, batch: int = 
             if error_feedback:
                 memory = corrected - sent
             grads = sent
-        rules.gd(w, grads.mean(axis=0), lr=lr)
-        path.append(w.copy())
-    return np.array(path)
+        return grads.mean(axis=0)
+
+    return _xs(run(rules.gd, all_reduce, w0, steps, lr=lr, rng=rng, record="x"))
 
 
 def local_sgd(X, y, w0, *, lr: float, rounds: int, period: int, workers: int, batch: int = 1,
@@ -89,15 +91,17 @@ def local_sgd(X, y, w0, *, lr: float, rounds: int, period: int, workers: int, ba
     shape ``(rounds+1, n)``. ``period=1`` is synchronous SGD."""
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     idx = global_batches(X.shape[0], workers, batch, rounds * period, seed)
+
+    def own_samples(replicas, k, rng):
+        """Each replica's (one row each) gradient on its own samples of step k."""
+        return np.stack([lsq_grad(X[idx[k, q]], y[idx[k, q]], replicas[q]) for q in range(workers)])
+
     w = np.array(w0, dtype=float)
     path = [w.copy()]
-    for r in range(rounds):
-        replicas = np.tile(w, (workers, 1))
-        for h in range(period):
-            k = r * period + h
-            for q in range(workers):
-                rules.gd(replicas[q], lsq_grad(X[idx[k, q]], y[idx[k, q]], replicas[q]), lr=lr)
-        w = replicas.mean(axis=0)
+    for r in range(rounds):  # the replicas run side by side for `period` steps, then are averaged
+        local = run(rules.gd, own_samples, np.tile(w, (workers, 1)), period, lr=lr, record=(),
+                    start=r * period)
+        w = local.x.mean(axis=0)
         path.append(w.copy())
     return np.array(path)
 
@@ -109,21 +113,32 @@ def delayed_gd(grad: Callable, x0, *, lr: float, steps: int, delay=0, seed: int 
     ``delay`` is a fixed integer :math:`\tau` or a callable ``delay(k, rng) -> tau_k``.
     Returns the iterates ``(steps+1, n)``; stops early (padding with ``inf``) on overflow.
     """
-    rng = np.random.default_rng(seed)
     x0 = np.atleast_1d(np.asarray(x0, dtype=float))
-    path = np.full((steps + 1, x0.size), np.inf)
-    path[0] = x0
-    for k in range(steps):
+    seen: list[np.ndarray] = []  # x_0, ..., x_k
+
+    def stale_gradient(x, k, rng):
+        """The gradient at x_{k - tau_k}, the iterate the worker read tau_k updates ago."""
+        seen.append(x.copy())
         tau = int(delay(k, rng)) if callable(delay) else int(delay)
         if tau < 0:
             raise ValueError(f"delays must be >= 0, got {tau}")
-        stale = path[max(k - tau, 0)]
-        path[k + 1] = path[k]
-        rules.gd(path[k + 1], np.asarray(grad(stale), dtype=float), lr=lr)
-        if not np.all(np.isfinite(path[k + 1])) or np.abs(path[k + 1]).max() > 1e150:
-            path[k + 1:] = np.inf
-            break
+        return grad(seen[max(k - tau, 0)])
+
+    def overflow(x):
+        return not np.all(np.isfinite(x)) or np.abs(x).max() > 1e150
+
+    traj = run(rules.gd, stale_gradient, x0, steps, lr=lr, rng=np.random.default_rng(seed), record="x",
+               stop=overflow)
+    path = np.full((steps + 1, x0.size), np.inf)
+    kept = int(traj.hit) if traj.hit is not None and traj.hit >= 0 else steps + 1
+    path[:kept] = _xs(traj)[:kept]
     return path
+
+
+def _xs(traj: Trajectory) -> np.ndarray:
+    """The recorded iterates of a run that recorded them."""
+    assert traj.xs is not None
+    return traj.xs
 
 
 def delayed_spectral_radius(a: float, tau: int) -> float:
@@ -249,7 +264,7 @@ def allreduce_worker(rank, world, dist, *, X, y, w0, lr, steps, batch, seed=0):
     for k in range(steps):
         g = _torch_grad(X, y, w, idx[k, rank])
         dist.all_reduce(g, op=dist.ReduceOp.SUM)
-        w -= lr * g / world
+        rules.gd(w, g / world, lr=lr)  # the averaged gradient, the same step on every replica
     return {"w": w.numpy()}
 
 
@@ -280,7 +295,7 @@ def parameter_server_worker(rank, world, dist, *, X, y, w0, lr, updates, batch, 
                 for r in range(1, world):
                     dist.recv(msg, src=r)
                     total += msg[:n]
-                w -= lr * total / workers
+                rules.gd(w, total / workers, lr=lr)
                 staleness += [0] * workers
             for r in range(1, world):
                 dist.send(torch.cat([w, torch.tensor([-1.0], dtype=torch.float64)]), dst=r)
@@ -293,7 +308,7 @@ def parameter_server_worker(rank, world, dist, *, X, y, w0, lr, updates, batch, 
                 src = dist.recv(msg)  # from whichever worker finishes first
                 received += 1
                 staleness.append(version - int(msg[n]))
-                w -= lr * msg[:n]
+                rules.gd(w, msg[:n], lr=lr)
                 version += 1
                 flag = float(version) if sent < updates else -1.0
                 sent += flag >= 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlopt.optim import rules
+from dlopt.optim.runner import run
 
 __all__ = ["gd_filter", "ridge_filter", "ridge", "random_labels", "deep_linear_init",
            "deep_linear_loss_grads", "train_deep_linear", "end_to_end", "rank_floor",
@@ -120,18 +121,25 @@ def train_deep_linear(X, Y, widths, lr: float = 0.1, steps: int = 2000, seed: in
     """
     X, Y = np.asarray(X, dtype=float), np.asarray(Y, dtype=float)
     weights = deep_linear_init([X.shape[0], *widths, Y.shape[0]], seed=seed, scale=scale)
-    losses = []
-    it = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
+    shapes = [W.shape for W in weights]
+    ends = np.cumsum([0] + [W.size for W in weights])
 
-        it = tqdm(it, desc="deep linear GD", leave=False)
-    for _ in it:
-        loss, grads = deep_linear_loss_grads(weights, X, Y)
+    def unflatten(theta):
+        return [theta[a:b].reshape(shape) for a, b, shape in zip(ends[:-1], ends[1:], shapes)]
+
+    losses = []
+
+    def gradient(theta, k, rng):
+        """The gradients of all layers, flat (the loss is kept on the way; an overflow ends the run)."""
+        loss, grads = deep_linear_loss_grads(unflatten(theta), X, Y)
         losses.append(loss)
         if not np.isfinite(loss):
-            break
-        rules.gd(weights, grads, lr=lr)
+            raise StopIteration
+        return np.concatenate([G.ravel() for G in grads])
+
+    traj = run(rules.gd, gradient, np.concatenate([W.ravel() for W in weights]), steps, lr=lr, record=(),
+               progress=progress, desc="deep linear GD")
+    weights = [W.copy() for W in unflatten(traj.x)]
     losses.append(deep_linear_loss_grads(weights, X, Y)[0])
     return weights, np.array(losses)
 
@@ -177,13 +185,15 @@ def logistic_sgd_pair(X, y, X2, y2, lr: float, order, w0=None):
     order = np.asarray(order, dtype=int)
     lrs = np.broadcast_to(np.asarray(lr, dtype=float), order.shape)
     w = np.zeros(X.shape[1]) if w0 is None else np.array(w0, dtype=float)
-    w2 = w.copy()
-    dist = [0.0 if w0 is None else float(np.linalg.norm(w - w2))]
-    for i, eta in zip(order, lrs):
-        rules.gd([w, w2], [_logistic_sample_grad(w, X[i], y[i]),
-                           _logistic_sample_grad(w2, X2[i], y2[i])], lr=eta)
-        dist.append(float(np.linalg.norm(w - w2)))
-    return w, w2, np.array(dist)
+
+    def sample_gradients(pair, k, rng):
+        """The two runs (rows) see sample order[k] of their own data set."""
+        i = order[k]
+        return np.stack([_logistic_sample_grad(pair[0], X[i], y[i]), _logistic_sample_grad(pair[1], X2[i], y2[i])])
+
+    traj = run(rules.gd, sample_gradients, np.stack([w, w]), len(order), lr=lambda k: lrs[k], record="x")
+    assert traj.xs is not None
+    return traj.x[0], traj.x[1], np.array([float(np.linalg.norm(a - b)) for a, b in traj.xs])
 
 
 # --------------------------------------------------------------------------------------------

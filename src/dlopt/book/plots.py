@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import matplotlib.style
+from matplotlib.rcsetup import cycler
 import numpy as np
 
 __all__ = [
@@ -42,7 +44,7 @@ _STYLE = {
     "axes.spines.right": False,
     "axes.grid": True,
     "grid.alpha": 0.25,
-    "axes.prop_cycle": mpl.cycler(color=COLORS),
+    "axes.prop_cycle": cycler(color=COLORS),
     "legend.frameon": False,
     "lines.linewidth": 1.6,
     "image.cmap": "viridis",
@@ -121,7 +123,7 @@ def subplots(nrows: int = 1, ncols: int = 1, *, height: float | None = None,
 
 def use_style() -> None:
     """Apply the book's matplotlib style (called on import of this module)."""
-    mpl.rcParams.update(_STYLE)
+    mpl.style.use(_STYLE)
 
 
 def fit_to_column(fig, width: float = COLUMN_WIDTH, max_cols: int = MAX_COLS,
@@ -208,11 +210,20 @@ def _install_display_hook() -> None:
     if getattr(inner, "_dlopt_hook", False):
         return
 
-    def show(fig):
-        return inner(fit_to_column(fig))
+    png.for_type(Figure, _FittedFormatter(inner))
 
-    show._dlopt_hook = True
-    png.for_type(Figure, show)
+
+class _FittedFormatter:
+    """A figure formatter that fits the figure to the column first; ``_dlopt_hook`` marks it as
+    installed (an attribute, not the class, so that reloading this module does not wrap twice)."""
+
+    _dlopt_hook = True
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, fig):
+        return self.inner(fit_to_column(fig))
 
 
 use_style()
@@ -240,12 +251,12 @@ def contour(objective, xlim=(-2, 2), ylim=(-2, 2), ax=None, levels: int | np.nda
     ax = axes() if ax is None else ax
     X, Y, Z = objective.on_grid(xlim, ylim, num)
     if np.isscalar(levels):
-        zmin, zmax = float(np.nanmin(Z)), float(np.nanpercentile(Z, 98))
+        zmin, zmax, count = float(np.nanmin(Z)), float(np.nanpercentile(Z, 98)), int(np.asarray(levels))
         if log:
             shift = zmin - 1e-3 * max(zmax - zmin, 1e-12)
-            levels = shift + np.geomspace(1e-3 * max(zmax - zmin, 1e-12), zmax - shift, int(levels))
+            levels = shift + np.geomspace(1e-3 * max(zmax - zmin, 1e-12), zmax - shift, count)
         else:
-            levels = np.linspace(zmin, zmax, int(levels))
+            levels = np.linspace(zmin, zmax, count)
     if filled:
         ax.contourf(X, Y, Z, levels=levels, cmap="viridis", alpha=0.9)
     else:

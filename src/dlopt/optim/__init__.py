@@ -7,7 +7,9 @@ line searches, second-order methods and the ``torch.optim`` shells.
 - :mod:`dlopt.optim.schedules` -- learning-rate (and any hyperparameter) schedules;
 - :mod:`dlopt.optim.linesearch` -- exact, backtracking Armijo and strong Wolfe line searches;
 - :mod:`dlopt.optim.secondorder` -- Newton, BFGS, L-BFGS, Newton-CG and :func:`minimize`;
-- :mod:`dlopt.optim.torch` -- drop-in ``torch.optim`` classes over the rules (imports torch).
+- :mod:`dlopt.optim.torch` -- drop-in ``torch.optim`` classes over the rules (imports torch);
+- :mod:`dlopt.optim.support` -- what the rules and the torch classes share (hyperparameter
+  validation with torch.optim's messages, the one use of a private torch function).
 """
 
 from __future__ import annotations

@@ -54,6 +54,10 @@ import sys
 
 import numpy as np
 
+from dlopt.optim.support import check_hyperparameters as _check
+from dlopt.optim.support import compiling as _compiling
+from dlopt.optim.support import scalar_dtype as _scalar_dtype
+
 __all__ = [
     "gd",
     "normalized_gd",
@@ -510,45 +514,6 @@ del _name
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation, with torch.optim's messages.
-
-_RULES = {
-    "lr": (lambda v: 0.0 <= v, "Invalid learning rate: {}"),
-    "eps": (lambda v: 0.0 <= v, "Invalid epsilon value: {}"),
-    "momentum": (lambda v: 0.0 <= v, "Invalid momentum value: {}"),
-    "beta": (lambda v: 0.0 <= v < 1.0, "Invalid beta value: {}"),
-    "weight_decay": (lambda v: 0.0 <= v, "Invalid weight_decay value: {}"),
-    "lr_decay": (lambda v: 0.0 <= v, "Invalid lr_decay value: {}"),
-    "initial_accumulator_value": (lambda v: 0.0 <= v, "Invalid initial_accumulator_value value: {}"),
-    "alpha": (lambda v: 0.0 <= v, "Invalid alpha value: {}"),
-    "rho": (lambda v: 0.0 <= v <= 1.0, "Invalid rho value: {}"),
-    "momentum_decay": (lambda v: 0.0 <= v, "Invalid momentum_decay value: {}"),
-}
-
-
-def _check(**hyperparameters) -> None:
-    """Raise ``ValueError`` (torch.optim's wording) for the first invalid hyperparameter.
-
-    Skipped inside ``torch.compile`` (the optimizer validated them when it was built), so that a
-    comparison does not turn a changing learning rate into a recompilation."""
-    if _compiling():
-        return
-    for name, value in hyperparameters.items():
-        if name == "betas":
-            for i, beta in enumerate(value):
-                if not 0.0 <= beta < 1.0:
-                    raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-        elif name == "nesterov":
-            nesterov, momentum, dampening = value
-            if nesterov and (momentum <= 0 or dampening != 0):
-                raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        else:
-            ok, message = _RULES[name]
-            if not ok(value):
-                raise ValueError(message.format(value))
-
-
-# ---------------------------------------------------------------------------------------------
 # In-place helpers: the only code that knows whether it holds a numpy array or a torch tensor.
 # On tensors they call the operations torch.optim's single-tensor implementations call.
 
@@ -584,9 +549,8 @@ def _scalar_state(state, name, like, initial):
             value = type(initial)(initial)
         else:
             import torch
-            from torch.optim.optimizer import _get_scalar_dtype
 
-            value = torch.tensor(float(initial), dtype=_get_scalar_dtype())
+            value = torch.tensor(float(initial), dtype=_scalar_dtype())
         state[name] = value
     return value
 
@@ -605,12 +569,6 @@ def _read(scalar):
     if isinstance(scalar, (int, float)) or not _compiling():
         return float(scalar)
     return scalar
-
-
-def _compiling() -> bool:
-    """Are we being traced by ``torch.compile``? (Never imports torch: numpy users don't pay.)"""
-    torch = sys.modules.get("torch")
-    return torch is not None and torch.compiler.is_compiling()
 
 
 def _number(x) -> bool:

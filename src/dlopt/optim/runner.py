@@ -9,7 +9,9 @@ r"""The one loop that applies an update rule: :func:`dlopt.run`.
 Everything the book does with a rule outside ``dlopt.torch`` goes through this function:
 
 - the **oracle** is an objective (``dlopt.functions``; its exact gradient) or any callable
-  ``grad(x, k, rng)`` (a mini-batch sampler, a replayed gradient sequence, ...);
+  ``grad(x, k, rng)`` (a mini-batch sampler, a replayed gradient sequence, a preconditioned
+  direction, ...); it may hand back a mini-batch *objective* for a stochastic line search, and end
+  the run by raising ``StopIteration``;
 - ``x0`` may carry **leading batch dimensions**: ``x0`` of shape ``(S, n)`` runs ``S`` independent
   copies side by side (the rules are coordinate-wise, so one call updates every row);
 - **every hyperparameter** -- ``lr``, ``beta``, ``betas``, ``weight_decay``, ... -- is a number or
@@ -19,7 +21,8 @@ Everything the book does with a rule outside ``dlopt.torch`` goes through this f
   back onto a feasible set after each step;
 - ``record=`` names what to keep (iterates, values, gradient norms, step sizes, gradients, the
   rule's state) and ``stop=`` freezes runs that reached a target; the result is one
-  :class:`Trajectory`.
+  :class:`Trajectory`;
+- ``state=`` and ``start=`` continue a run where another one ended.
 """
 
 from __future__ import annotations
@@ -219,7 +222,7 @@ def _projection(project):
 
 
 def run(
-    rule: Rule,
+    rule: Rule | Callable[..., Any],
     oracle: Objective | Oracle | Callable,
     x0: Any = None,
     steps: int = 100,
@@ -238,6 +241,8 @@ def run(
     line_search: Callable | None = None,
     progress: bool = False,
     desc: str | None = None,
+    state: dict | None = None,
+    start: int = 0,
     **hyperparameters,
 ) -> Trajectory:
     r"""Run ``steps`` iterations of ``rule`` from ``x0``.
@@ -249,7 +254,10 @@ def run(
         (:mod:`dlopt.optim.rules`).
     oracle
         An objective (``value``, ``grad``: its exact gradient is used and values are recorded), or
-        a gradient oracle ``grad(x, k, rng)``.
+        a gradient oracle ``grad(x, k, rng)``. A stochastic oracle may also return a mini-batch
+        *objective* (anything with ``value`` and ``grad``): the rule gets its gradient at ``x`` and
+        ``line_search`` searches along it on that mini-batch (stochastic line search). An oracle
+        that raises ``StopIteration`` ends the run before step ``k``.
     x0
         The starting point, shape ``(n,)``, or ``(*batch, n)`` for runs side by side.
     lr, **hyperparameters
@@ -275,8 +283,9 @@ def run(
     tol
         Stop once ``‖∇f(x)‖ ≤ tol`` (single runs with an objective; sets ``converged``).
     blowup
-        Stop and flag ``diverged`` once ``|f(x)|`` exceeds this or is not finite (single runs whose
-        values are recorded); ``None`` never stops.
+        Stop and flag ``diverged`` once ``|f(x)|`` exceeds this or is not finite, or the gradient
+        norm (where it is computed) is not finite (single runs whose values are recorded); ``None``
+        never stops.
     record
         What to keep: ``"x"``, ``"value"``, ``"grad_norm"`` (per recorded iterate, every ``every``
         steps and always the last), ``"lr"``, ``"grad"`` (the gradient after the hooks), names of
@@ -287,7 +296,13 @@ def run(
         Record the per-iterate quantities every ``every`` steps.
     line_search
         A line search ``line_search(objective, x, g, d)`` choosing the step along ``d = -g`` (it
-        overrides ``lr``; steepest descent only).
+        overrides ``lr``; steepest descent only), on the objective, or on the mini-batch objective
+        the oracle returned.
+    state, start
+        Continue a run: the rule's state to start from (it is updated in place, and is the
+        ``info["state"]`` of the result) and the index of the first step, so that schedules and
+        the oracle see ``k = start, start + 1, ...``. ``run(rule, f, t.x, m, state=t.info["state"],
+        start=t.steps)`` continues the run ``t`` by ``m`` steps exactly as if it had been longer.
     """
     obj: Any = objective
     orc: Any = oracle
@@ -297,6 +312,8 @@ def run(
         raise ValueError(f"steps must be a non-negative integer, got {steps}")
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    if int(start) != start or start < 0:
+        raise ValueError(f"start must be a non-negative integer, got {start}")
     if grad is not None:
         if obj is not None:
             raise ValueError("give the stochastic oracle either as grad= or as the oracle, not both")
@@ -309,8 +326,6 @@ def run(
 
         if rule is not rules.gd:
             raise ValueError("a line search chooses the step of steepest descent; use rule=dlopt.rules.gd")
-        if obj is None:
-            raise ValueError("a line search needs an objective")
     g_of = as_oracle(orc)
     if not callable(rule):
         raise TypeError(f"rule must be an update rule rule(param, grad, state, *, lr, ...), got {rule!r}")
@@ -353,7 +368,7 @@ def run(
         return float(np.linalg.norm(g)) if single else np.linalg.norm(g, axis=-1)
 
     need_true = obj is not None and (need_norm or exact)
-    state: dict = {}
+    state = {} if state is None else state
     xs = [x.copy()] if keep["x"] else None
     values = [value(x)] if keep["value"] else None
     g_true = obj.grad(x) if need_true else None
@@ -365,6 +380,16 @@ def run(
         trace["grad"] = []
     hit: np.ndarray | None = None
     active: np.ndarray | None = None
+
+    def keep_iterate():
+        """Record the iterate, its value and its gradient norm (of the gradient at x, last_norm)."""
+        if xs is not None:
+            xs.append(x.copy())
+        if values is not None:
+            values.append(value(x))
+        if norms is not None:
+            norms.append(last_norm)
+
     if stop is not None:
         hit = np.full(batch, -1, dtype=int)
         active = np.ones(batch, dtype=bool)
@@ -373,7 +398,7 @@ def run(
     diverged = converged = False
     taken = last_recorded = 0
 
-    iterator: Iterable[int] = range(int(steps))
+    iterator: Iterable[int] = range(int(start), int(start) + int(steps))
     if progress:
         from tqdm.auto import tqdm
 
@@ -384,15 +409,28 @@ def run(
             if tol is not None and last_norm <= tol:
                 converged = True
                 break
-            g: Any = g_true if exact else np.asarray(g_of(x, k, rng), dtype=float)
+            searched = obj
+            if exact:
+                g: Any = g_true
+            else:
+                try:
+                    g = g_of(x, k, rng)
+                except StopIteration:  # the sampler has nothing more to give: end before step k
+                    break
+                if hasattr(g, "grad") and hasattr(g, "value"):  # a mini-batch objective
+                    searched, g = g, g.grad(x)
+                g = np.asarray(g, dtype=float)
             hp = {name: _resolve(v, k) for name, v in schedules.items()}
             if line_search is not None:
-                hp["lr"] = line_search(obj, x, g, -g)
+                if searched is None:
+                    raise ValueError("a line search needs an objective (or an oracle that returns "
+                                     "mini-batch objectives)")
+                hp["lr"] = line_search(searched, x, g, -g)
             for hook in hooks:
                 g = hook(g, x, k, rng, hp)
             frozen = None if active is None or single else x[~active].copy()
             rule(x, g, state, **hp)
-            taken = k + 1
+            taken = k + 1 - start
             if frozen is not None and active is not None and len(frozen):
                 x[~active] = frozen  # stopped runs stay where they are
             if project is not None:
@@ -406,7 +444,8 @@ def run(
             if all_state:
                 for key, v in state.items():
                     if key not in state_names and isinstance(v, (int, float, np.ndarray, np.number)):
-                        name = "t" if key == "step" else key  # the rule's step counter
+                        # the rule's step counter is t (unless the rule has a t of its own)
+                        name = "t" if key == "step" and "t" not in state else key
                         trace.setdefault(name, []).append(np.array(v, dtype=float, copy=True))
             if need_true:
                 g_true = obj.grad(x)
@@ -414,15 +453,10 @@ def run(
                     last_norm = norm(g_true)
             if taken % every == 0 or taken == steps:
                 last_recorded = taken
-                if xs is not None:
-                    xs.append(x.copy())
-                if values is not None:
-                    values.append(value(x))
-                if norms is not None:
-                    norms.append(last_norm)
+                keep_iterate()
                 if single and blowup is not None and values is not None:
                     fx = values[-1]
-                    if not np.isfinite(fx) or abs(fx) > blowup:
+                    if not np.isfinite(fx) or abs(fx) > blowup or (need_norm and not np.isfinite(last_norm)):
                         diverged = True
                         break
             if stop is not None:
@@ -436,12 +470,7 @@ def run(
             converged = tol is not None and last_norm <= tol
 
     if last_recorded != taken:  # stopped early between two records: keep the final iterate
-        if xs is not None:
-            xs.append(x.copy())
-        if values is not None:
-            values.append(value(x))
-        if norms is not None:
-            norms.append(norm(obj.grad(x)))
+        keep_iterate()
     info = {"rule": getattr(rule, "__name__", repr(rule)), "state": state, "x": x, "steps": taken}
     return Trajectory(
         xs=None if xs is None else np.array(xs),

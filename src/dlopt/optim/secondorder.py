@@ -29,8 +29,8 @@ import math
 
 import numpy as np
 
-from dlopt.analysis import calculus as _calculus
-from dlopt.analysis.calculus import _fd_eps
+from dlopt.analysis import calculus
+from dlopt.analysis.calculus import fd_step
 from dlopt.analysis.calculus import hessian_vector_product as fd_hvp
 from dlopt.optim.linesearch import Backtracking, strong_wolfe
 
@@ -204,8 +204,8 @@ def fd_hessian(grad, x, eps: float | None = None):
     symmetrised; by default the step is the one :func:`fd_hvp` takes along a coordinate vector."""
     grad = grad.grad if hasattr(grad, "grad") else grad
     x = np.asarray(x, dtype=float)
-    h = _fd_eps(x, np.eye(x.size)[0]) if eps is None else float(eps)
-    return _calculus.hessian(None, x, h, grad=grad)
+    h = fd_step(x, np.eye(x.size)[0]) if eps is None else float(eps)
+    return calculus.hessian(None, x, h, grad=grad)
 
 
 def subsampled_hessian(objective, w, idx):
@@ -263,9 +263,9 @@ class _Problem:
             if getattr(objective, "dim", x0.size) != x0.size:
                 raise ValueError(f"x0 has {x0.size} entries, the objective expects {objective.dim}")
             self._value, self._grad, self._both = objective.value, objective.grad, None
-            if hess is None and hessp is None and (
+            if hess is None and hessp is None and hasattr(objective, "hess") and (
                 not isinstance(objective, Objective) or type(objective).hess is not Objective.hess
-            ):
+            ):  # an objective's own Hessian (one with value and grad only, e.g. a network's, has none)
                 self._hess = objective.hess
         elif jac is True:
             self._value = self._grad = None
@@ -422,6 +422,16 @@ def _modified_cholesky_direction(g, H):
     return -g
 
 
+def _backtrack(ls, P, x, g, d):
+    """``x + t d`` with the step ``t`` the backtracking line search ``ls`` accepts; a search that
+    finds no decrease ends the run."""
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return x + ls(P, x, g, d) * d
+    except RuntimeError:
+        raise _Stop(2, "the backtracking line search found no decrease (loss of precision?)") from None
+
+
 def _newton(P, x, f, g, o):
     """Newton: pure (x += -H⁻¹g) or damped (modified Newton direction + Armijo backtracking)."""
     ls = Backtracking(eta0=1.0, c=o["c1"], rho=0.5) if o["line_search"] else None
@@ -434,11 +444,7 @@ def _newton(P, x, f, g, o):
                 raise _Stop(2, f"singular Hessian: {err}") from None
         else:
             d = _modified_cholesky_direction(g, H)
-            try:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    x = x + ls(P, x, g, d) * d
-            except RuntimeError:
-                raise _Stop(2, "the backtracking line search found no decrease (loss of precision?)") from None
+            x = _backtrack(ls, P, x, g, d)
         f, g = P.fg(x)
         yield x, f, g, {}
 
@@ -495,11 +501,7 @@ def _gd(P, x, f, g, o):
         if ls is None:
             x = x - o["lr"] * g
         else:
-            try:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    x = x - ls(P, x, g, -g) * g
-            except RuntimeError:
-                raise _Stop(2, "the backtracking line search found no decrease (loss of precision?)") from None
+            x = _backtrack(ls, P, x, g, -g)
         f, g = P.fg(x)
         yield x, f, g, {}
 

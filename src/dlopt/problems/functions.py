@@ -68,8 +68,9 @@ class Objective:
         return f"{type(self).__name__}(dim={self.dim})"
 
 
-def _point(x):
-    """Return numpy input as a float array; leave torch tensors alone."""
+def as_point(x):
+    """A point for an objective: numpy input (or a list) as a float array; a torch tensor as it
+    is (the objectives work on both)."""
     return x if hasattr(x, "detach") else np.asarray(x, dtype=float)
 
 
@@ -158,13 +159,13 @@ class Quadratic(_Spectral, Objective):
         return float(self.value(self.minimizer))
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         Ax = x @ self.A if isinstance(x, np.ndarray) else x @ _like(self.A, x)
         b = self.b if isinstance(x, np.ndarray) else _like(self.b, x)
         return 0.5 * (x * Ax).sum(-1) - (x * b).sum(-1) + self.c
 
     def grad(self, x):
-        x = _point(x)
+        x = as_point(x)
         if isinstance(x, np.ndarray):
             return x @ self.A - self.b
         return x @ _like(self.A, x) - _like(self.b, x)
@@ -204,7 +205,7 @@ class Rosenbrock(Objective):
         raise ValueError("the minimiser has no closed form for n > 2 and a != 1")
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         u, v = x[..., :-1], x[..., 1:]
         return (self.b * (v - u**2) ** 2 + (self.a - u) ** 2).sum(-1)
 
@@ -242,7 +243,7 @@ class Beale(Objective):
     _c = (1.5, 2.25, 2.625)
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         X, Y = x[..., 0], x[..., 1]
         return sum((c - X + X * Y ** (k + 1)) ** 2 for k, c in enumerate(self._c))
 
@@ -283,7 +284,7 @@ class Himmelblau(Objective):
     )
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         X, Y = x[..., 0], x[..., 1]
         return (X**2 + Y - 11) ** 2 + (X + Y**2 - 7) ** 2
 
@@ -318,7 +319,7 @@ class DoubleWell(Objective):
     minimizers = np.array([[-1.0, 0.0], [1.0, 0.0]])
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         return (x[..., 0] ** 2 - 1) ** 2 + self.gamma * x[..., 1] ** 2
 
     def grad(self, x):
@@ -625,7 +626,7 @@ class MonkeySaddle(Objective):
     dim = 2
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         X, Y = x[..., 0], x[..., 1]
         return X**3 - 3 * X * Y**2
 
@@ -686,7 +687,7 @@ class PLNonconvex(Objective):
         return float(np.min(0.5 * d * d / (t * t + self.a * np.sin(t) ** 2)))
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         s = x.sin() if hasattr(x, "detach") else np.sin(x)
         return (x**2 + self.a * s**2).sum(-1)
 
@@ -730,7 +731,7 @@ class PlateauValley(Objective):
         return z.exp() if hasattr(z, "detach") else np.exp(z)
 
     def value(self, p):
-        p = _point(p)
+        p = as_point(p)
         x, y = p[..., 0], p[..., 1]
         phi = self._phi(x)
         return 1 - phi + 0.5 * (self.gamma * phi + self.delta) * y**2
@@ -853,7 +854,7 @@ class QuarticBowl(Objective):
         self.minimum = 0.0
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         r2 = (x * x).sum(-1)
         lam = self.lam if isinstance(x, np.ndarray) else _like(self.lam, x)
         return 0.25 * self.a * r2**2 + 0.5 * (lam * x * x).sum(-1)
@@ -895,7 +896,7 @@ class PowellSingular(Objective):
         self.x0 = np.tile([3.0, -1.0, 0.0, 1.0], n // 4)
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         x1, x2, x3, x4 = x[..., 0::4], x[..., 1::4], x[..., 2::4], x[..., 3::4]
         return ((x1 + 10 * x2) ** 2 + 5 * (x3 - x4) ** 2 + (x2 - 2 * x3) ** 4
                 + 10 * (x1 - x4) ** 4).sum(-1)
@@ -941,7 +942,7 @@ class Rastrigin(Objective):
         self.minimum = 0.0
 
     def value(self, x):
-        x = _point(x)
+        x = as_point(x)
         cos = np.cos(2 * np.pi * x) if isinstance(x, np.ndarray) else (2 * np.pi * x).cos()
         return self.A * self.dim + (x * x - self.A * cos).sum(-1)
 

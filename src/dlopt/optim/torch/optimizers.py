@@ -30,10 +30,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.optim.optimizer import Optimizer, _get_scalar_dtype
+from torch.optim.optimizer import Optimizer
 
 from dlopt.optim import rules
-from dlopt.optim.rules import _check
+from dlopt.optim.support import check_hyperparameters, scalar_dtype
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam", "RAdam", "NAMSGrad"]
 
@@ -98,7 +98,7 @@ class _RuleOptimizer(Optimizer):
         lr = defaults["lr"]
         if isinstance(lr, torch.Tensor) and lr.numel() != 1:
             raise ValueError("Tensor lr must be 1-element")
-        _check(**{key: (defaults[key] if key != "nesterov" else
+        check_hyperparameters(**{key: (defaults[key] if key != "nesterov" else
                         (defaults["nesterov"], defaults["momentum"], defaults["dampening"]))
                   for key in self.checked})
         for flag in ("fused", "capturable", "differentiable"):
@@ -123,11 +123,11 @@ class _RuleOptimizer(Optimizer):
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
-        scalar_dtype = _get_scalar_dtype()
+        step_dtype = scalar_dtype()
         for p_state in self.state.values():
             for key in ("step", "mu_product"):
                 if key in p_state:
-                    p_state[key] = torch.as_tensor(p_state[key]).to(device="cpu", dtype=scalar_dtype)
+                    p_state[key] = torch.as_tensor(p_state[key]).to(device="cpu", dtype=step_dtype)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -202,7 +202,7 @@ class Adagrad(_RuleOptimizer):
         # constructor's initial_accumulator_value (a group's own value applies to groups added later)
         for group in self.param_groups:
             for p in group["params"]:
-                self.state[p]["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
+                self.state[p]["step"] = torch.tensor(0.0, dtype=scalar_dtype())
                 self.state[p]["sum"] = torch.full_like(
                     p, initial_accumulator_value, memory_format=torch.preserve_format)
 
