@@ -75,10 +75,35 @@ class Result:
 # Reference
 # ----------------------------------------------------------------------------------------------
 def _job(ps: ProblemSet, cells: list, side: str, limits: Limits, only=None, rounds: int = 0) -> dict:
-    checks = [{"index": k, "code": c.plan.student_code if side == "student" else c.plan.reference_code,
-               "timeout": float(c.timeout or limits.check_timeout)}
+    """A job for the sandbox: ``side`` is ``reference`` (the source's solution records the expected
+    side of each check) or ``driver`` (the source's cells, then each check's student side with the
+    student's names fetched from the student's process, see :mod:`dlopt.grading.channel`)."""
+    checks = [{"index": k, "code": c.plan.reference_code if side == "reference" else c.plan.student_code,
+               "timeout": float(c.timeout or limits.check_timeout), "fetch": list(c.fetch)}
               for k, c in enumerate(ps.checks) if only is None or k in only]
     return {"side": side, "seed": SEED, "round": int(rounds), "cells": cells, "checks": checks}
+
+
+DRIVER_SLOTS = 32  # the driver of slot s runs as the uid of slot DRIVER_SLOTS + s
+
+
+def _combine(student: RunResult, driver: RunResult) -> RunResult:
+    """One run of a submission from its two processes: the notebook's bookkeeping from the
+    student's process (the parse, cell errors, where it stopped, its output, how it ended), every
+    check record from the driver (the student's process can write none of them)."""
+    run = RunResult()
+    run.records = [r for r in student.records
+                   if r.get("t") in ("sub", "invalid", "start", "cell") or (r.get("t") == "at" and "c" not in r)]
+    run.records += [r for r in driver.records
+                    if (r.get("t") in ("at", "rec", "check", "gone") and "c" in r) or r.get("t") == "end"]
+    student_ended = any(r.get("t") == "end" for r in student.records)
+    run.returncode = driver.returncode if student_ended else student.returncode
+    run.timed_out = student.timed_out or driver.timed_out
+    run.output, run.output_bytes = student.output, student.output_bytes
+    run.results_truncated = student.results_truncated or driver.results_truncated
+    run.memory_exceeded = student.memory_exceeded
+    run.elapsed = max(student.elapsed, driver.elapsed)
+    return run
 
 
 def _cache_key(ps: ProblemSet) -> str:
@@ -446,10 +471,21 @@ def run_submission(ps: ProblemSet, path: Path, *, limits: Limits, workdir, isola
     start = time.monotonic()
 
     def launch(which):
-        job = _job(ps, [], "student", limits, only=set(which), rounds=rounds)
-        job["manual_ids"] = manual_ids
-        return run_job(job, limits=limits, workdir=workdir, isolation=isolation, slot=slot, hide=hide,
-                       notebook=raw, timeout=limits.timeout - (time.monotonic() - start))
+        left = limits.timeout - (time.monotonic() - start)
+        student = {"side": "student", "seed": SEED, "round": int(rounds), "cells": [],
+                   "serve": True, "manual_ids": manual_ids, "check_timeout": limits.check_timeout}
+        driver = _job(ps, ps.cells, "driver", limits, only=set(which), rounds=rounds)
+        to_driver, to_student = os.pipe(), os.pipe()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            checks = pool.submit(run_job, driver, limits=limits, workdir=workdir, isolation=isolation,
+                                 slot=DRIVER_SLOTS + slot, hide=hide, timeout=left,
+                                 channel=(to_driver[0], to_student[1]))
+            try:
+                notebook = run_job(student, limits=limits, workdir=workdir, isolation=isolation, slot=slot,
+                                   hide=hide, notebook=raw, timeout=left, channel=(to_student[0], to_driver[1]))
+            finally:
+                driven = checks.result()
+        return _combine(notebook, driven)
 
     run = launch(allowed)
     parsed = _parsed(run.records, manual_ids)
@@ -662,7 +698,7 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
 
     limits = limits or Limits()
     isolation = isolation or default_isolation()
-    jobs = max(1, min(int(jobs), 32))  # one uid per slot, 64 per grader process
+    jobs = max(1, min(int(jobs), DRIVER_SLOTS - 1))  # two uids per slot (student, driver), 64 per grader
     ps = load_problem_set(source)
     submissions, out = Path(submissions), Path(out)
     out.mkdir(parents=True, exist_ok=True)

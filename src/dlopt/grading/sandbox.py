@@ -396,14 +396,17 @@ def _env(home: str) -> dict:
 
 def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] = (),
             isolation: str | None = None, slot: int = 0, drop_privileges: bool = True,
-            notebook: bytes | None = None, timeout: float | None = None) -> RunResult:
+            notebook: bytes | None = None, timeout: float | None = None,
+            channel: tuple[int, int] | None = None) -> RunResult:
     """Run one job (cells + instrumented checks) in a fresh sandboxed interpreter.
 
     ``workdir`` is a private directory of the grader (mode 0700) used for this run's scratch
     files; ``notebook`` the raw bytes of a submitted notebook, parsed inside the sandbox (the
     job's ``cells`` are then ignored); ``timeout`` the wall-clock limit of this run (default
     ``limits.timeout``); ``hide`` lists paths that must never be visible (they are never bound into the
-    sandbox, and covered by an empty file system should they lie inside a bound directory).
+    sandbox, and covered by an empty file system should they lie inside a bound directory);
+    ``channel`` the (read, write) file descriptors of the call channel between a student's process and
+    its check driver (:mod:`dlopt.grading.channel`), handed to the process and closed here.
     """
     isolation = isolation or default_isolation()
     workdir = Path(workdir)
@@ -423,6 +426,7 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
            "cgroups": cgroup.procs_files() if cgroup else [],
            "pythonpath": str(Path(dlopt.__file__).resolve().parent.parent),
            "max_job_bytes": limits.max_job_mb * 2**20, "tmpfs_mb": limits.tmpfs_mb,
+           "channel": list(channel) if channel else None, "max_message": limits.results_mb * 2**20,
            "limits": {"cpu": limits.cpu(), "memory_mb": limits.memory_mb, "file_mb": limits.file_mb,
                       "nofile": limits.nofile, "nproc": limits.nproc}}
     if isolation == "namespaces":
@@ -478,10 +482,12 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     result = RunResult()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, pass_fds=(w_fd,), cwd=cwd,
+                                stderr=subprocess.STDOUT, pass_fds=(w_fd, *(channel or ())), cwd=cwd,
                                 env=_env(home), start_new_session=True)
     finally:
         os.close(w_fd)
+        for fd in channel or ():
+            os.close(fd)
 
     def feed():
         try:
