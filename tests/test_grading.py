@@ -304,6 +304,15 @@ def test_roster_deadline_late_policy_manual_comments_only_html_lms(tmp_path):
     grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False, only_students=["bob"])
     again = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     assert again["bob"]["total"] == "6" and again["cy"]["total"] == "0.5" and set(again) == set(rows)
+    # without --roster, --deadline and --manual the regraded row keeps what the gradebook had
+    assert again["bob"]["name"] == "Bob B." and again["bob"]["lms_id"] == "1002"
+    assert again["dee"]["total"] == "4.2" and again["dee"]["penalty"] == "30%"
+    assert again["dee"]["email"] == "dee@uni.edu"
+    (tmp_path / "subs" / "cy.ipynb").write_bytes((tmp_path / "subs" / "ada.ipynb").read_bytes())
+    grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False, only_students=["cy", "dee"])
+    third = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert third["cy"]["name"] == "Cy C." and third["cy"]["why-nlogn"] == "0.5" and third["cy"]["total"] == "6.5"
+    assert third["dee"]["total"] == "4.2" and third["dee"]["days_late"] == "3"
 
 
 @pytest.mark.parametrize("text, why", [

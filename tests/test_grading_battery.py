@@ -234,7 +234,8 @@ def _hunt(where):
             f = f.f_back
     elif where == 'gc':
         for o in gc.get_objects():
-            if isinstance(o, dict) and ({'checks', 'seed'} <= o.keys() or {'fetch', 'code'} <= o.keys()):
+            if isinstance(o, dict) and '__name__' not in o and (
+                    {'checks', 'seed'} <= o.keys() or {'fetch', 'code'} <= o.keys()):
                 _found.append('gc: a job dict')
             if isinstance(o, (dict, list)) and len(o) < 1000:
                 _look(repr(o)[:20000], 'gc')
@@ -331,7 +332,9 @@ def square(x):
         "forge-parse-record": (CORRECT + [FD + "_send(t='invalid', why='forged')\n"
                                           "_send(t='sub', numbers=[9] * 10**5, answers={'why-nlogn': 'forged'})\n"],
                                FULL, "Score: 6 / 7", "ok"),
-        "forge-end-and-exit": ([FD + "_send(t='end')\nos._exit(0)\n"] + CORRECT, ZERO, "not finished", "ok"),
+        # a forged end record is not believed: the end comes from the check driver
+        "forge-end-and-exit": ([FD + "_send(t='end')\nos._exit(0)\n"] + CORRECT, ZERO, "exited with code 0",
+                               "exited"),
         # check records come from the check driver alone: the student's are not read
         "forge-check-died": (CORRECT + [FD + "_send(t='check', c=0, died='forged')\n"], FULL, "Score: 6 / 7", "ok"),
         # 2. parsing and transforming student text is linear, and inside the time limit

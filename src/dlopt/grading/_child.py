@@ -9,9 +9,14 @@ namespace's init (reaping orphans) while the child drops to an unprivileged uid,
 limits and runs the job. With ``mode == "basic"`` it only sets the limits (and drops the uid when
 asked) in the temporary directory it was started in.
 
-The job (JSON on stdin) is a list of code cells and a list of instrumented check cells. Results go
-to the file descriptor ``cfg["result_fd"]`` as JSON lines; nothing else ever leaves the process
-except its (size-capped) stdout/stderr.
+The job (JSON on stdin) is a list of code cells and a list of instrumented check cells, for one of
+three sides: ``reference`` (the source's solution records the expected side of each check),
+``student`` with ``serve`` (a submission: its cells run, then the process answers the calls of its
+check driver over ``cfg["channel"]``, see :mod:`dlopt.grading.channel`; it never receives a check)
+or ``driver`` (the source's cells, then each check's student side, with the names the student
+provides fetched from the student's process). Results go to the file descriptor
+``cfg["result_fd"]`` as JSON lines; nothing else ever leaves the process except its (size-capped)
+stdout/stderr and, for the two sides of a submission, the messages of the channel.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import resource
 import signal
 import sys
 import traceback
+from typing import Any
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -115,7 +121,7 @@ def _be_init(child: int) -> None:
 
 cfg_result_fd = [None]
 cfg_channel: list = [()]
-channel = None  # the channel module, loaded by main()
+channel: Any = None  # the channel module, loaded by main()
 
 
 # ----------------------------------------------------------------------------------------------

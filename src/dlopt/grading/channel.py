@@ -93,7 +93,8 @@ def encode(value: Any, endpoint: "Endpoint | None" = None, depth: int = 0):
     if hasattr(type(value), "detach") and hasattr(type(value), "cpu") and hasattr(type(value), "numpy"):
         value = value.detach().cpu().numpy()  # a torch tensor
     if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "biuf" and value.dtype.itemsize <= 8:
-        arr = np.ascontiguousarray(np.asarray(value), dtype=np.asarray(value).dtype.newbyteorder("<"))
+        arr = np.asarray(value)
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)  # tobytes() below is C order
         return {"__nd__": [arr.dtype.str, list(arr.shape), base64.b64encode(arr.tobytes()).decode("ascii")]}
     if isinstance(value, tuple):
         return {"__tuple__": [encode(v, endpoint, depth + 1) for v in value]}
@@ -173,7 +174,8 @@ class Remote:
         object.__setattr__(self, "_call", call)
 
     def _ask(self, op: str, **fields):
-        return object.__getattribute__(self, "_ep").request(dict(fields, op=op, ref=object.__getattribute__(self, "_ref")))
+        ref = object.__getattribute__(self, "_ref")
+        return object.__getattribute__(self, "_ep").request(dict(fields, op=op, ref=ref))
 
     def __call__(self, *args, **kwargs):
         return self._ask("call", args=list(args), kwargs=kwargs)
@@ -304,13 +306,14 @@ class Endpoint:
                     continue  # the late reply of a call that was given up (a time-out)
                 if "err" in got:
                     err = got["err"] if isinstance(got["err"], dict) else {}
-                    mro = err.get("mro") if isinstance(err.get("mro"), list) else []
+                    mro = err["mro"] if isinstance(err.get("mro"), list) else []
                     raise RemoteError(_str(err.get("type"), 100) or "Exception",
                                       [_str(m, 100) for m in mro[:20]], _str(err.get("msg"), 400))
                 try:
                     return decode(got.get("ok"), self)
                 except (ProtocolError, RecursionError) as exc:
-                    raise RemoteError("ProtocolError", ["ProtocolError"], f"the value sent back is not data ({exc})") from None
+                    raise RemoteError("ProtocolError", ["ProtocolError"],
+                                      f"the value sent back is not data ({exc})") from None
             elif type(got.get("id")) is int and isinstance(got.get("op"), str):
                 self.answer(got)
 

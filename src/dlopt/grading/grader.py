@@ -1,10 +1,12 @@
 """Grade submissions against a problem set: reference once, each submission sandboxed, scores here.
 
-The grader process never runs student code. It sends each submission's code cells and the
-*student variant* of every check (expected values and predicates removed, see
-:mod:`dlopt.grading.instrument`) to a sandboxed interpreter (:mod:`dlopt.grading.sandbox`),
-receives JSON data, and compares it with the reference data (computed the same way, from the
-source notebook's solutions) using :func:`dlopt.grading.expect.compare_close` and friends.
+The grader process never runs student code. It hands each submission to a sandboxed interpreter
+(:mod:`dlopt.grading.sandbox`) that runs its cells and then answers calls; a second sandboxed
+process, the check driver, runs the *student variant* of every check (expected values and
+predicates removed, see :mod:`dlopt.grading.instrument`), calling the student's functions through
+:mod:`dlopt.grading.channel`, and returns JSON records, which the grader compares with the
+reference data (computed from the source notebook's solutions) using
+:func:`dlopt.grading.expect.compare_close` and friends.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Result:
     penalty: float = 0.0                            # fraction of the points taken for lateness
     round: int = 0
     elapsed: float = 0.0                            # wall-clock seconds in the sandbox, reruns included
+    kept: bool = False                              # a row of the previous gradebook (--only)
 
     def raw_total(self) -> float:
         return sum(self.points.values()) + sum(self.manual.values())
@@ -208,7 +211,7 @@ def _judge_site(site, got, expected, reveal: bool = True) -> str | None:
             return "malformed record"
         if data["raised"] is None:
             return f"expected {names} to be raised, nothing was"
-        mro = data.get("mro") if isinstance(data.get("mro"), list) else [data["raised"]]
+        mro = data["mro"] if isinstance(data.get("mro"), list) else [data["raised"]]
         if any(n in mro for n in site.exceptions):
             return None
         return f"expected {names}, got {_short(data.get('message', data['raised']), 200)}"
@@ -453,13 +456,14 @@ def _parsed(records: list, manual_ids) -> Parsed | str:
         return ""
     numbers = first.get("numbers")
     numbers = [n for n in numbers if isinstance(n, int)][:MAX_CELLS] if isinstance(numbers, list) else []
-    answers = first.get("answers") if isinstance(first.get("answers"), dict) else {}
-    answers = {k: v[:MAX_ANSWER] for k, v in answers.items() if k in manual_ids and isinstance(v, str)}
+    given = first["answers"] if isinstance(first.get("answers"), dict) else {}
+    answers = {k: v[:MAX_ANSWER] for k, v in given.items() if k in manual_ids and isinstance(v, str)}
     return Parsed(numbers, answers)
 
 
 def run_submission(ps: ProblemSet, path: Path, *, limits: Limits, workdir, isolation=None, slot: int = 1,
-                   hide=(), max_mb: float = 20, rounds: int = 0, only=None):
+                   hide=(), max_mb: float = 20, rounds: int = 0,
+                   only=None) -> tuple[Parsed | str, RunResult | None]:
     """Run one submission in the sandbox: ``(parsed, run)``, or ``(reason, None)`` if it is not a
     notebook. The notebook is parsed inside the sandbox; the wall-clock limit covers the reruns."""
     try:
@@ -776,8 +780,14 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
         bar.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    has_roster, has_deadline = ros is not None, due is not None
     if only_students or only is not None:
-        results = _merge_previous(ps, out / "grades.csv", results, only)
+        # what this run was not told (roster, deadline, hand grades) is kept from the previous gradebook
+        columns = _previous_columns(out / "grades.csv")
+        has_roster = has_roster or {"name", "email", "lms_id"} <= columns
+        has_deadline = has_deadline or {"days_late", "penalty"} <= columns
+        results = _merge_previous(ps, out / "grades.csv", results, only,
+                                  keep={"roster": ros is None, "deadline": due is None, "manual": not manual})
     results.sort(key=lambda r: r.student)
     report = [f"{e.path.name}: not a submission ({e.reason})" for e in others]
     report += [f"{r.file}: {r.detail}" for r in results if r.status == "refused"]
@@ -787,14 +797,26 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
                    for sid, row in sorted(ros.rows.items()) if sid not in graded]
         report += [f"{r.file}: not on the roster" for r in results if r.student not in ros.rows]
     _write(out / "report.txt", "\n".join(report) + ("\n" if report else ""))
-    write_grades(ps, results, out / "grades.csv", roster=ros is not None, deadline=due is not None)
-    write_feedback(ps, [r for r in results if not getattr(r, "_kept", False)], out / "feedback", html=html)
-    write_answers(ps, [r for r in results if not getattr(r, "_kept", False)], out / "answers")
+    write_grades(ps, results, out / "grades.csv", roster=has_roster, deadline=has_deadline)
+    write_feedback(ps, [r for r in results if not r.kept], out / "feedback", html=html)
+    write_answers(ps, [r for r in results if not r.kept], out / "answers")
     return results
 
 
-def _merge_previous(ps: ProblemSet, path: Path, results: list, only) -> list:
-    """With ``--only``: the new results merged into the rows of the previous ``grades.csv``."""
+def _previous_columns(path: Path) -> set:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return set(next(csv.reader(fh), []))
+    except OSError:
+        return set()
+
+
+def _merge_previous(ps: ProblemSet, path: Path, results: list, only, keep: dict | None = None) -> list:
+    """With ``--only``: the new results merged into the rows of the previous ``grades.csv``.
+
+    ``keep`` says what this run was not given and so takes from a regraded student's previous row:
+    ``roster`` (name, email, LMS id), ``deadline`` (days late, penalty), ``manual`` (hand grades)."""
+    keep = keep or {}
     if not path.exists():
         return results
     new = {r.student: r for r in results}
@@ -802,8 +824,8 @@ def _merge_previous(ps: ProblemSet, path: Path, results: list, only) -> list:
     with open(path, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             sid = row["student"].lstrip("'")
-            old = Result(student=sid, status=row.get("status", "ok"), file=row.get("file", ""))
-            old.info = {k: row[k] for k in ("name", "email", "lms_id") if k in row}
+            old = Result(student=sid, status=row.get("status", "ok"), file=row.get("file", "").lstrip("'"))
+            old.info = {k: row[k].lstrip("'") for k in ("name", "email", "lms_id") if k in row}
             for c in ps.checks:
                 if row.get(c.id) not in (None, ""):
                     old.points[c.id] = float(row[c.id])
@@ -813,6 +835,8 @@ def _merge_previous(ps: ProblemSet, path: Path, results: list, only) -> list:
                     old.manual[m.id] = float(row[m.id])
             try:
                 old.round = int(row.get("round") or 0)
+                old.late_days = int(row.get("days_late") or 0)
+                old.penalty = float((row.get("penalty") or "0").rstrip("%")) / 100
             except ValueError:
                 pass
             if sid in new:
@@ -821,8 +845,14 @@ def _merge_previous(ps: ProblemSet, path: Path, results: list, only) -> list:
                     for c in ps.checks:
                         if c.id not in r.points and c.id in old.points:
                             r.points[c.id] = old.points[c.id]
+                if keep.get("roster") and not r.info:
+                    r.info = old.info
+                if keep.get("deadline"):
+                    r.late_days, r.penalty = old.late_days, old.penalty
+                if keep.get("manual"):
+                    r.manual = dict(old.manual, **r.manual)
                 merged.append(r)
             else:
-                old._kept = True
+                old.kept = True
                 merged.append(old)
     return merged + list(new.values())

@@ -187,7 +187,7 @@ def student_names(cells: list) -> set:
     return names
 
 
-def read_submission(path: str | Path, manuals: list = (), max_mb: float = 20) -> Submission:
+def read_submission(path: str | Path, manuals: list | tuple = (), max_mb: float = 20) -> Submission:
     """The code cells (except check cells) and the manual answers of a notebook file.
 
     For the instructor's own files and tests: the grader never parses a student's notebook in its

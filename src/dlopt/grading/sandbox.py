@@ -152,7 +152,7 @@ _cgroup_counter = [0]
 
 def _own_cgroups() -> dict:
     """``{controller: path of this process's cgroup}`` from ``/proc/self/cgroup`` (v1 and v2)."""
-    own = {}
+    own: dict = {}
     try:
         lines = open("/proc/self/cgroup").read().splitlines()
     except OSError:
@@ -201,7 +201,11 @@ def cgroup_base() -> dict | None:
             except OSError:
                 pass
         return None
-    atexit.register(lambda: [_rmdir(b) for b in made.values()])
+    def remove_all() -> None:
+        for b in made.values():
+            _rmdir(b)
+
+    atexit.register(remove_all)
     return made
 
 
@@ -339,14 +343,13 @@ def _is_within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def _binds(hide: list[str]) -> list[list[str]]:
+def _binds(hide: list[str] | tuple) -> list[list[str]]:
     """``[source, target]`` pairs to bind read-only into the sandbox's root file system."""
     import sysconfig
 
-    import dlopt
-
-    python = [sys.base_prefix, sys.prefix, os.path.dirname(sys.executable),
-              str(Path(dlopt.__file__).parent.parent)]
+    # the dlopt package the grader itself imported (a source checkout, a worktree, an installed
+    # copy): its folder alone, so that the sandbox runs the grader's own code and sees nothing next to it
+    python = [sys.base_prefix, sys.prefix, os.path.dirname(sys.executable), package_dir()]
     python += [sysconfig.get_path(k) or "" for k in ("stdlib", "platstdlib", "purelib", "platlib")]
     # only installed-package folders from sys.path: the grader's own sys.path may hold a project
     # or tests folder (pytest, PYTHONPATH=.) that must not be visible
@@ -372,6 +375,14 @@ def _binds(hide: list[str]) -> list[list[str]]:
     return [[src, dst] for src, dst in keep if not covered(src, dst)]
 
 
+def package_dir() -> str:
+    """The folder of the ``dlopt`` package this grader runs (bound read-only into every sandbox,
+    and first on the sandbox's ``sys.path`` through its parent)."""
+    import dlopt
+
+    return str(Path(dlopt.__file__).resolve().parent)
+
+
 def _user_process_count() -> int:
     uid, count = os.getuid(), 0
     try:
@@ -394,7 +405,7 @@ def _env(home: str) -> dict:
             "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.matplotlib", "TQDM_DISABLE": "1"}
 
 
-def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] = (),
+def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] | tuple = (),
             isolation: str | None = None, slot: int = 0, drop_privileges: bool = True,
             notebook: bytes | None = None, timeout: float | None = None,
             channel: tuple[int, int] | None = None) -> RunResult:
@@ -414,17 +425,15 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     is_root = os.geteuid() == 0
     uid = uid_base() + slot if (is_root and drop_privileges) else None
     hide = [os.path.realpath(h) for h in hide] + [os.path.realpath(workdir)]
-    import dlopt
-
     cgroup = None
     if is_root and cgroup_base() is not None:
         try:
             cgroup = Cgroup(limits)
         except OSError:
             cgroup = None
-    cfg = {"mode": isolation, "uid": uid, "gid": uid, "result_fd": None,
+    cfg: dict = {"mode": isolation, "uid": uid, "gid": uid, "result_fd": None,
            "cgroups": cgroup.procs_files() if cgroup else [],
-           "pythonpath": str(Path(dlopt.__file__).resolve().parent.parent),
+           "pythonpath": os.path.dirname(package_dir()),
            "max_job_bytes": limits.max_job_mb * 2**20, "tmpfs_mb": limits.tmpfs_mb,
            "channel": list(channel) if channel else None, "max_message": limits.results_mb * 2**20,
            "limits": {"cpu": limits.cpu(), "memory_mb": limits.memory_mb, "file_mb": limits.file_mb,
@@ -505,7 +514,9 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     out_cap, res_cap = limits.output_kb * 1024, limits.results_mb * 2**20
     output, results = bytearray(), bytearray()
     sel = selectors.DefaultSelector()
-    out_fd = proc.stdout.fileno()
+    assert proc.stdout is not None and proc.stdin is not None
+    stdout = proc.stdout
+    out_fd = stdout.fileno()
     os.set_blocking(out_fd, False)
     os.set_blocking(r_fd, False)
     sel.register(out_fd, selectors.EVENT_READ, "out")
@@ -554,7 +565,7 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
             pass
         sel.close()
         os.close(r_fd)
-        proc.stdout.close()
+        stdout.close()
         writer.join(timeout=1)
         shutil.rmtree(run_dir, ignore_errors=True)
         if cgroup is not None:
@@ -598,7 +609,7 @@ def parse_records(raw: bytes, max_records: int = MAX_RECORDS) -> list[dict]:
     Everything read here comes from a process that ran student code: it is untrusted data,
     bounded in size by the caller and in number here; strings are made safe to write anywhere.
     """
-    records = []
+    records: list = []
     for line in raw.split(b"\n")[:-1]:  # the last piece has no newline: incomplete
         if len(records) >= max_records:
             break
