@@ -4,7 +4,8 @@ Every call ``expect.<kind>(...)`` of a check cell is a *call site*, numbered in 
 *student variant* of the cell replaces each call site by ``__dlopt_rec__(site, kind, <actual>)``:
 the ``expected`` argument, the ``holds`` predicate and the options are not in it. It runs in the
 check driver, where the student's functions forward their calls to the student's process. The
-*reference variant* replaces it by ``__dlopt_rec__(site, kind, <expected>)`` (for ``close``/``equal``), by a dict of the values of the predicate's free names (for ``holds``) or by
+*reference variant* replaces it by ``__dlopt_rec__(site, kind, <expected>)`` (for
+``close``/``equal``), by a dict of the values of the predicate's free names (for ``holds``) or by
 ``None`` (for ``raises``). Everything else in the cell (setup statements, loops) stays as written
 and runs in both processes.
 
