@@ -164,3 +164,17 @@ def test_student_names_follow_the_data():
              "table = [square(v) for v in range(3)]\nimport math",
              "unrelated = helper(1)"]
     assert student_names(cells) == {"square", "table"}
+
+
+def test_book_objects_go_by_value_from_the_driver_only():
+    from dlopt import functions
+
+    f = functions.TwoBasin()
+    driver, student = _endpoint(), _endpoint()
+    driver.by_value, student.accept_objects = True, True
+    copy = decode(json.loads(json.dumps(encode(f.grad, driver))), student)
+    assert not isinstance(copy, Remote) and np.allclose(copy(np.array([0.3])), f.grad(np.array([0.3])))
+    assert "__ref__" in encode(lambda x: x, driver)          # a check's own function: a handle
+    with pytest.raises(ProtocolError):                         # the driver never unpickles
+        decode(encode(f, driver), _endpoint())
+    assert "__ref__" in encode(f, _endpoint())               # and the student never sends pickles

@@ -300,6 +300,7 @@ def _run_job(job, cfg, expect):
     if side == "driver":
         chan = channel.Endpoint(cfg["channel"][0], cfg["channel"][1], _driver_serve,
                                 max_message=cfg["max_message"])
+        chan.by_value = True
         _driver[0] = chan
         try:  # the student's process says when its cells have run
             while chan.receive() != {"ready": True}:
@@ -446,6 +447,7 @@ def _serve(job, cfg, namespace, seed) -> None:
         raise channel.ProtocolError(f"unknown request {op!r}")
 
     chan = channel.Endpoint(cfg["channel"][0], cfg["channel"][1], serve, max_message=cfg["max_message"])
+    chan.accept_objects = True
     try:
         chan.send({"ready": True})
         while True:
