@@ -362,6 +362,14 @@ def square(x):
         **{f"hunt-{where}": ([HEADER, HUNT.replace("WHERE", repr(where)), LOG, COUNT, DESC], FULL,
                              "Score: 6 / 7", "ok") for where in ("frames", "gc", "proc", "files")},
         **{f"hunt-{where}" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok") for where in ("frames", "gc")},
+        # a function that ignores its time limit: the driver stops waiting, that check fails and a
+        # fresh pair of processes runs the checks after it
+        "ignores-alarm-in-a-call": (but(square="import signal\ndef square(x):\n    if len(x) == 4:\n"
+                                               "        signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                                               "        while True:\n            pass\n"
+                                               "    return np.asarray(x, dtype=float) ** 2\n"),
+                                    with_points(**{"sq-hidden": 0}), "did not answer within", "ok"),
+        "ignores-alarm-in-a-call" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
         "hidden-wrong": (but(square="def square(x):\n    x = np.asarray(x, dtype=float)\n"
                                     "    return x * x + (1.0 if len(x) == 4 else 0.0)\n"),
                          with_points(**{"sq-hidden": 0}), "is not the reference value", "ok"),

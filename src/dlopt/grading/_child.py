@@ -301,6 +301,7 @@ def _run_job(job, cfg, expect):
         chan = channel.Endpoint(cfg["channel"][0], cfg["channel"][1], _driver_serve,
                                 max_message=cfg["max_message"])
         chan.by_value = True
+        chan.fatal = (_Timeout,)
         _driver[0] = chan
         try:  # the student's process says when its cells have run
             while chan.receive() != {"ready": True}:
@@ -346,6 +347,7 @@ def _run_job(job, cfg, expect):
         try:
             if chan is not None:
                 chan.forget_handles()
+                chan.stuck = False
                 code = compile(check["code"], f"<check {k}>", "exec")
                 signal.signal(signal.SIGALRM, _on_alarm)
                 signal.setitimer(signal.ITIMER_REAL, check["timeout"] + DRIVER_MARGIN)
@@ -360,6 +362,11 @@ def _run_job(job, cfg, expect):
         except channel.Gone:  # the student's process ended during this check
             emit({"t": "gone", "c": k})
             return
+        except _Timeout:
+            if chan is not None and chan.stuck:  # it ignores its time limit: a fresh one runs the rest
+                emit({"t": "gone", "c": k, "why": "the process did not answer within the check's time limit"})
+                return
+            emit({"t": "check", "c": k, "error": "TimeoutError: time limit exceeded"})
         except BaseException as exc:  # noqa: BLE001
             emit({"t": "check", "c": k, "error": _describe(exc, f"<check {k}>")})
     emit({"t": "end"})
@@ -418,6 +425,8 @@ def _serve(job, cfg, namespace, seed) -> None:
         signal.setitimer(signal.ITIMER_REAL, t)
         try:
             return fn()
+        except _Timeout:  # the outermost call ends here, with an error for the driver
+            raise TimeoutError("time limit exceeded") from None
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             depth[0] -= 1
@@ -448,6 +457,7 @@ def _serve(job, cfg, namespace, seed) -> None:
 
     chan = channel.Endpoint(cfg["channel"][0], cfg["channel"][1], serve, max_message=cfg["max_message"])
     chan.accept_objects = True
+    chan.fatal = (_Timeout,)
     try:
         chan.send({"ready": True})
         while True:

@@ -248,6 +248,8 @@ class Endpoint:
         self.owner = os.getpid()
         self.closed = False
         self.deadline: Callable[[], float] | None = None  # seconds the other side may take for a call
+        self.fatal: tuple = ()       # exceptions that end a call being answered too (the time limit)
+        self.stuck = False           # a request was given up on for a fatal exception
         self.by_value = False        # driver: send objects of the book's classes as copies
         self.accept_objects = False  # student: take such copies (pickles come only from the driver)
 
@@ -326,6 +328,13 @@ class Endpoint:
         message["id"] = rid
         if self.deadline is not None:
             message["t"] = self.deadline()
+        try:
+            return self._wait(message, rid)
+        except self.fatal:
+            self.stuck = True  # the other side did not answer in time
+            raise
+
+    def _wait(self, message: dict, rid: int):
         self.send(message)
         while True:
             got = self.receive()
@@ -352,7 +361,7 @@ class Endpoint:
         rid = message["id"]
         try:
             result = self.serve(message["op"], message)
-        except Gone:
+        except (Gone, *self.fatal):  # e.g. the time limit of the call this one was made within
             raise
         except BaseException as exc:  # noqa: BLE001 - whatever the served code raises goes back
             self.send({"re": rid, "err": describe_error(exc)})

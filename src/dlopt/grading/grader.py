@@ -99,6 +99,8 @@ def _combine(student: RunResult, driver: RunResult) -> RunResult:
                    if r.get("t") in ("sub", "invalid", "start", "cell") or (r.get("t") == "at" and "c" not in r)]
     run.records += [r for r in driver.records
                     if (r.get("t") in ("at", "rec", "check", "gone") and "c" in r) or r.get("t") == "end"]
+    if student.stopped:  # ended by the grader once the driver was done: it did not die by itself
+        student.returncode = driver.returncode
     student_ended = any(r.get("t") == "end" for r in student.records)
     run.returncode = driver.returncode if student_ended else student.returncode
     run.timed_out = student.timed_out or driver.timed_out
@@ -480,13 +482,22 @@ def run_submission(ps: ProblemSet, path: Path, *, limits: Limits, workdir, isola
                    "serve": True, "manual_ids": manual_ids, "check_timeout": limits.check_timeout}
         driver = _job(ps, ps.cells, "driver", limits, only=set(which), rounds=rounds)
         to_driver, to_student = os.pipe(), os.pipe()
+        done = threading.Event()  # the driver has ended: the student's process has nothing left to do
+
+        def drive():
+            try:
+                return run_job(driver, limits=limits, workdir=workdir, isolation=isolation,
+                               slot=DRIVER_SLOTS + slot, hide=hide, timeout=left,
+                               channel=(to_driver[0], to_student[1]))
+            finally:
+                done.set()
+
         with ThreadPoolExecutor(max_workers=1) as pool:
-            checks = pool.submit(run_job, driver, limits=limits, workdir=workdir, isolation=isolation,
-                                 slot=DRIVER_SLOTS + slot, hide=hide, timeout=left,
-                                 channel=(to_driver[0], to_student[1]))
+            checks = pool.submit(drive)
             try:
                 notebook = run_job(student, limits=limits, workdir=workdir, isolation=isolation, slot=slot,
-                                   hide=hide, notebook=raw, timeout=left, channel=(to_student[0], to_driver[1]))
+                                   hide=hide, notebook=raw, timeout=left, channel=(to_student[0], to_driver[1]),
+                                   stop=done)
             finally:
                 driven = checks.result()
         return _combine(notebook, driven)
@@ -509,7 +520,9 @@ def run_submission(ps: ProblemSet, path: Path, *, limits: Limits, workdir, isola
         dead = at[-1]
         rest = [k for k in allowed if k > dead]
         rc = run.returncode
-        died = (f"the process was killed by signal {-rc if rc < 0 else rc - 128}"
+        why = [r.get("why") for r in run.records if r.get("t") == "gone" and r.get("c") == dead]
+        died = (why[-1] if why and isinstance(why[-1], str) else
+                f"the process was killed by signal {-rc if rc < 0 else rc - 128}"
                 if rc is not None and (rc < 0 or rc > 128) else f"the process exited (code {rc})")
         if run.memory_exceeded:
             died += f" (the submission's memory limit of {limits.memory_mb} MB was reached)"

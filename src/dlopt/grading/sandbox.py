@@ -92,6 +92,7 @@ class RunResult:
     results_truncated: bool = False
     elapsed: float = 0.0
     memory_exceeded: bool = False
+    stopped: bool = False   # ended by the caller's ``stop`` (the check driver was done with it)
 
     def ended_normally(self) -> bool:
         return any(r.get("t") == "end" for r in self.records) and not self.timed_out
@@ -408,7 +409,7 @@ def _env(home: str) -> dict:
 def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] | tuple = (),
             isolation: str | None = None, slot: int = 0, drop_privileges: bool = True,
             notebook: bytes | None = None, timeout: float | None = None,
-            channel: tuple[int, int] | None = None) -> RunResult:
+            channel: tuple[int, int] | None = None, stop: threading.Event | None = None) -> RunResult:
     """Run one job (cells + instrumented checks) in a fresh sandboxed interpreter.
 
     ``workdir`` is a private directory of the grader (mode 0700) used for this run's scratch
@@ -417,7 +418,8 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] |
     ``limits.timeout``); ``hide`` lists paths that must never be visible (they are never bound into the
     sandbox, and covered by an empty file system should they lie inside a bound directory);
     ``channel`` the (read, write) file descriptors of the call channel between a student's process and
-    its check driver (:mod:`dlopt.grading.channel`), handed to the process and closed here.
+    its check driver (:mod:`dlopt.grading.channel`), handed to the process and closed here; ``stop``
+    an event after which the process has half a second to end before it is killed.
     """
     isolation = isolation or default_isolation()
     workdir = Path(workdir)
@@ -523,13 +525,20 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] |
     sel.register(r_fd, selectors.EVENT_READ, "res")
     deadline = start + (limits.timeout if timeout is None else max(0.0, timeout))
     open_fds = 2
+    stop_at = None
     try:
         while open_fds:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            if stop is not None and stop_at is None and stop.is_set():
+                stop_at = now + 0.5
+            if stop_at is not None and now >= stop_at:
+                result.stopped = True
+                break
+            left = deadline - now
             if left <= 0:
                 result.timed_out = True
                 break
-            for key, _ in sel.select(timeout=min(left, 1.0)):
+            for key, _ in sel.select(timeout=min(left, 1.0 if stop is None else 0.1)):
                 try:
                     chunk = os.read(key.fd, 1 << 20)
                 except BlockingIOError:
@@ -547,7 +556,7 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] |
                     results += chunk[: res_cap - len(results)]
                     if len(results) >= res_cap:
                         result.results_truncated = True
-        if not result.timed_out:
+        if not result.timed_out and not result.stopped:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
