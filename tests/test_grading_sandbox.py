@@ -345,7 +345,7 @@ def test_cgroup_v2_limits_the_whole_submission(tmp_path):
     """On a cgroup v2 machine: the memory of all the submission's processes together is limited."""
     from dlopt.grading.sandbox import describe_isolation
 
-    assert "cgroup limits per submission" in describe_isolation()
+    assert "cgroup v2 limits per submission" in describe_isolation()
     cells = ["import os, time\nfor _ in range(8):\n    if os.fork() == 0:\n        hog = bytearray(200 * 2**20)\n"
              "        for i in range(0, len(hog), 4096):\n            hog[i] = 1\n        time.sleep(30)\n"
              "time.sleep(3)\n"]
@@ -370,6 +370,7 @@ def test_cgroup_v2_files_written(tmp_path, monkeypatch):
         assert base == {"v2": str(fs / "grader.slice" / f"dlopt-grade-{os.getpid()}")}
         top = Path(base["v2"])
         assert (top / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+        assert "cgroup v2 limits per submission" in sandbox.describe_isolation("namespaces")
         sandbox.set_parallel_runs(3)
         assert (top / "cpu.weight").read_text() == "300"
         run = Path(top / "probe")

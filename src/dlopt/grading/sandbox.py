@@ -329,7 +329,8 @@ def describe_isolation(isolation: str | None = None) -> str:
                       if os.geteuid() == 0 else
                       "basic, UNSAFE for untrusted code: runs as your user (resource limits only)")}[isolation]
     cg = cgroup_base()
-    return what + ("; cgroup limits per submission (memory, processes, CPU weight)" if cg else
+    version = "v2" if cg and "v2" in cg else "v1"
+    return what + (f"; cgroup {version} limits per submission (memory, processes, CPU weight)" if cg else
                    "; WARNING: no cgroups, so memory and process limits are per process only "
                    "and a submission's CPU use is not fair to its neighbours")
 
