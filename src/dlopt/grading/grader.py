@@ -108,6 +108,10 @@ def _combine(student: RunResult, driver: RunResult) -> RunResult:
     run.results_truncated = student.results_truncated or driver.results_truncated
     run.memory_exceeded = student.memory_exceeded
     run.elapsed = max(student.elapsed, driver.elapsed)
+    failed = [r for r in driver.records if r.get("t") == "cell" and isinstance(r.get("error"), str)]
+    if failed:  # the instructor's cells ran in the reference run: here the machine failed them
+        run.grader_error = (f"the check driver could not run cell {failed[0].get('i')} of the source "
+                            f"({_short(failed[0]['error'], 200)}); grade this file again")
     return run
 
 
@@ -246,6 +250,8 @@ def score(ps: ProblemSet, reference: dict, run: RunResult, limits: Limits, stude
     res = Result(student=student, status=_status(run), output=run.output, elapsed=run.elapsed)
     if res.status != "ok":
         res.detail = _ended(run, limits)
+    if run.grader_error:
+        res.status, res.detail = "error", run.grader_error
     if run.results_truncated:
         res.detail = (res.detail + "; " if res.detail else "") + "the returned data exceeded the size limit"
     got: dict = {}

@@ -93,6 +93,7 @@ class RunResult:
     elapsed: float = 0.0
     memory_exceeded: bool = False
     stopped: bool = False   # ended by the caller's ``stop`` (the check driver was done with it)
+    grader_error: str = ""  # the check driver could not run the source's own cells
 
     def ended_normally(self) -> bool:
         return any(r.get("t") == "end" for r in self.records) and not self.timed_out
