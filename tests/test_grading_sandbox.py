@@ -387,3 +387,19 @@ def test_cgroup_v2_files_written(tmp_path, monkeypatch):
         assert made.procs_files() == [f"{d}/cgroup.procs"]
     finally:
         sandbox.cgroup_base.cache_clear()
+
+
+@pytest.mark.parametrize("isolation", ["basic", pytest.param("namespaces", marks=needs_namespaces)])
+def test_the_sandbox_runs_the_graders_own_dlopt(tmp_path, isolation):
+    """A worktree or checkout grades with its own code: the sandbox imports the ``dlopt`` package the
+    grader imported (not another installed copy), and sees only that package's folder of it."""
+    import dlopt
+
+    here = str(Path(dlopt.__file__).resolve())
+    value, run = probe(tmp_path, "[dlopt.__file__, sorted(os.listdir(os.path.dirname(HERE)))]",
+                       isolation=isolation, drop_privileges=isolation != "basic",
+                       cells=["import os, dlopt\nHERE = os.path.dirname(dlopt.__file__)"])
+    assert run.ended_normally(), run.output
+    assert value[0] == here
+    if isolation == "namespaces":
+        assert value[1] == ["dlopt"]
