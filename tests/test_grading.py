@@ -304,6 +304,15 @@ def test_roster_deadline_late_policy_manual_comments_only_html_lms(tmp_path):
     grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False, only_students=["bob"])
     again = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     assert again["bob"]["total"] == "6" and again["cy"]["total"] == "0.5" and set(again) == set(rows)
+    # without --roster, --deadline and --manual the regraded row keeps what the gradebook had
+    assert again["bob"]["name"] == "Bob B." and again["bob"]["lms_id"] == "1002"
+    assert again["dee"]["total"] == "4.2" and again["dee"]["penalty"] == "30%"
+    assert again["dee"]["email"] == "dee@uni.edu"
+    (tmp_path / "subs" / "cy.ipynb").write_bytes((tmp_path / "subs" / "ada.ipynb").read_bytes())
+    grade(BATTERY, tmp_path / "subs", out, limits=FAST, progress=False, only_students=["cy", "dee"])
+    third = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert third["cy"]["name"] == "Cy C." and third["cy"]["why-nlogn"] == "0.5" and third["cy"]["total"] == "6.5"
+    assert third["dee"]["total"] == "4.2" and third["dee"]["days_late"] == "3"
 
 
 @pytest.mark.parametrize("text, why", [
@@ -395,3 +404,19 @@ def test_gradescope_bundle_runs_and_scores_like_grade(tmp_path):
     ours = {r.student: r for r in grade(BATTERY, tmp_path / "subs", tmp_path / "out", limits=FAST, progress=False)}
     assert data["score"] == sum(ours["cy"].points.values()) == sum(t["score"] for t in data["tests"])
     assert sum(t["max_score"] for t in data["tests"]) == 6
+
+
+def test_a_driver_that_fails_the_sources_cells_is_a_grader_error():
+    """The check driver runs the source's cells for every submission: should one fail there (the
+    reference run passed them), the row says so instead of blaming the student."""
+    from dlopt.grading.grader import _combine, score
+    from dlopt.grading.sandbox import RunResult
+
+    ps = load_problem_set(BATTERY)
+    student = RunResult(records=[{"t": "sub", "numbers": [], "answers": {}}, {"t": "end"}], returncode=0)
+    driver = RunResult(records=[{"t": "cell", "i": 2, "error": "TimeoutError: time limit exceeded"},
+                                {"t": "end"}], returncode=0)
+    run = _combine(student, driver)
+    res = score(ps, {k: {s: [] for s in range(len(c.plan.sites))} for k, c in enumerate(ps.checks)},
+                run, FAST, "ada")
+    assert res.status == "error" and "could not run cell 2 of the source" in res.detail

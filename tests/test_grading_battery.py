@@ -179,9 +179,10 @@ for cell in nb.cells:
 """], ZERO, "NameError", "ok"),
         "reseed": (CORRECT + ["import random\nrandom.seed(99)\nnp.random.seed(123)\nnp.random.rand(1000)\n"],
                    FULL, "Score: 6 / 7", "ok"),
+        # the hidden inputs are drawn in the check driver: the student's numpy cannot change them
         "patch-default-rng": (CORRECT + ["_orig = np.random.default_rng\n"
                                          "np.random.default_rng = lambda *a, **k: _orig(12345)\n"],
-                              with_points(**{"sq-hidden": 0}), "is not the reference value", "ok"),
+                              FULL, "Score: 6 / 7", "ok"),
         "nan-answers": (but(square="def square(x):\n    return np.full(len(x), np.nan)\n"),
                         with_points(sq=0, **{"sq-hidden": 0}), "nan", "ok"),
         "inf-answers": (but(safe_log="def safe_log(x):\n    if x <= 0:\n        raise ValueError\n"
@@ -208,7 +209,63 @@ for cell in nb.cells:
 FD = ("import json, os\n"
       "_fd = json.loads(open('/proc/self/cmdline', 'rb').read().split(b'\\0')[-2])['result_fd']\n"
       "def _send(**rec):\n    os.write(_fd, (json.dumps(rec) + '\\n').encode())\n")
-HONEST = "-neighbour"  # an honest notebook named to be graded right after the attack it follows
+HONEST = "-neighbour"
+# what only the checks hold: the recorder (in files it is the grader's public source, not a
+# check), a hidden check's input line and seed, a check's id (written reversed, so that the hunting
+# code itself holds none of them)
+HUNT = r"""
+import gc, glob, os, stat, sys
+_REV = ['__cer_tpold__', '(4)lamron_dradnats.gnr = x', '(3)gnr_tluafed.modnar.pn = gnr', 'neddih-qs']
+_found = []
+def _look(text, where):
+    for m in _REV:
+        if m[::-1] in text:
+            _found.append(where + ': ' + m[::-1])
+def _hunt(where):
+    if where == 'frames':
+        f = sys._getframe()
+        while f is not None:
+            for scope in (f.f_locals, f.f_globals):
+                for v in list(scope.values()):
+                    if type(v).__name__ != 'module':
+                        _look(repr(v)[:200000], 'frame')
+                        if hasattr(v, '__dict__') and not isinstance(v, type):
+                            _look(repr(vars(v))[:200000], 'frame object')
+            f = f.f_back
+    elif where == 'gc':
+        for o in gc.get_objects():
+            if isinstance(o, dict) and '__name__' not in o and (
+                    {'checks', 'seed'} <= o.keys() or {'fetch', 'code'} <= o.keys()):
+                _found.append('gc: a job dict')
+            if isinstance(o, (dict, list)) and len(o) < 1000:
+                _look(repr(o)[:20000], 'gc')
+    elif where == 'proc':
+        for p in glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ') + glob.glob('/proc/*/fd/*'):
+            try:
+                if stat.S_ISREG(os.stat(p).st_mode) or 'cmdline' in p or 'environ' in p:
+                    with open(p, 'rb') as fh:
+                        _look(fh.read(2**22).decode('latin-1'), p)
+            except OSError:
+                pass
+        _look(' '.join(sys.argv), 'argv')
+    else:
+        if '__cer_tpold__' in _REV:
+            _REV.remove('__cer_tpold__')
+        for root in ('/tmp', '/home', '/root', '/work', '/proc/1/root/tmp', '/var/tmp', '/dev/shm'):
+            for p in glob.glob(root + '/**', recursive=True)[:3000]:
+                try:
+                    if stat.S_ISREG(os.lstat(p).st_mode):
+                        with open(p, 'rb') as fh:
+                            _look(fh.read(2**22).decode('latin-1'), p)
+                except OSError:
+                    pass
+    return _found
+_hunt(WHERE)
+def square(x):
+    if _hunt(WHERE):
+        return 'LEAKED ' + '; '.join(_found)[:300]
+    return np.asarray(x, dtype=float) ** 2
+"""  # an honest notebook named to be graded right after the attack it follows
 
 
 def second_round(paths: dict) -> dict:
@@ -268,15 +325,18 @@ def square(x):
         "forge-record-flood": (CORRECT + [FD + "os.write(_fd, "
                                           "b'{\"t\": \"cell\", \"i\": 1, \"error\": \"x\"}\\n' * 50000)\n"],
                                FULL, "Score: 6 / 7", "ok"),
-        # one write past the size limit of the results: what follows is dropped, the run ends "exited"
-        "forge-record-overflow": (CORRECT + [FD + "os.write(_fd, b'x' * (9 * 2**20))\n"], ZERO,
-                                  "exceeded the size limit", "exited"),
+        # one write past the size limit of the student's records: what follows is dropped (the
+        # checks, run by the driver, are not affected)
+        "forge-record-overflow": (CORRECT + [FD + "os.write(_fd, b'x' * (9 * 2**20))\n"], FULL,
+                                  "Score: 6 / 7", "ok"),
         "forge-parse-record": (CORRECT + [FD + "_send(t='invalid', why='forged')\n"
                                           "_send(t='sub', numbers=[9] * 10**5, answers={'why-nlogn': 'forged'})\n"],
                                FULL, "Score: 6 / 7", "ok"),
-        "forge-end-and-exit": ([FD + "_send(t='end')\nos._exit(0)\n"] + CORRECT, ZERO, "not finished", "ok"),
-        "forge-check-died": (CORRECT + [FD + "_send(t='check', c=0, died='forged')\n"], with_points(sq=0),
-                             "forged during this check", "ok"),
+        # a forged end record is not believed: the end comes from the check driver
+        "forge-end-and-exit": ([FD + "_send(t='end')\nos._exit(0)\n"] + CORRECT, ZERO, "exited with code 0",
+                               "exited"),
+        # check records come from the check driver alone: the student's are not read
+        "forge-check-died": (CORRECT + [FD + "_send(t='check', c=0, died='forged')\n"], FULL, "Score: 6 / 7", "ok"),
         # 2. parsing and transforming student text is linear, and inside the time limit
         "newlines-200KB": (CORRECT + ["\n" * 200_000 + "x = 1\n"], FULL, "Score: 6 / 7", "ok"),
         "newlines-200KB" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
@@ -296,6 +356,20 @@ def square(x):
                         ZERO, "time limit", "timeout"),
         # 9. what the student's process can see: never the checks' expected side
         "frame-walk": ([HEADER, frames, LOG, COUNT, DESC], FULL, "Score: 6 / 7", "ok"),
+        # 10. hunting for the checks (their source, their hidden inputs, the job) in the student's
+        # process: frames, the garbage collector, /proc, files. Each hunt runs in a cell and in
+        # every call; a find is returned as the answer (which then fails), so any leak costs points
+        **{f"hunt-{where}": ([HEADER, HUNT.replace("WHERE", repr(where)), LOG, COUNT, DESC], FULL,
+                             "Score: 6 / 7", "ok") for where in ("frames", "gc", "proc", "files")},
+        **{f"hunt-{where}" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok") for where in ("frames", "gc")},
+        # a function that ignores its time limit: the driver stops waiting, that check fails and a
+        # fresh pair of processes runs the checks after it
+        "ignores-alarm-in-a-call": (but(square="import signal\ndef square(x):\n    if len(x) == 4:\n"
+                                               "        signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                                               "        while True:\n            pass\n"
+                                               "    return np.asarray(x, dtype=float) ** 2\n"),
+                                    with_points(**{"sq-hidden": 0}), "did not answer within", "ok"),
+        "ignores-alarm-in-a-call" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
         "hidden-wrong": (but(square="def square(x):\n    x = np.asarray(x, dtype=float)\n"
                                     "    return x * x + (1.0 if len(x) == 4 else 0.0)\n"),
                          with_points(**{"sq-hidden": 0}), "is not the reference value", "ok"),

@@ -229,3 +229,177 @@ def test_cli_refuses_unsafe_isolation_for_untrusted_code(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert code == 2 and "refusing to run untrusted notebooks" in err and "UNSAFE" in err
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# bubblewrap for an instructor without root, and cgroup v2
+# ----------------------------------------------------------------------------------------------
+NOBODY = 65534
+
+
+def _as_nobody_prefix() -> list:
+    """A command prefix that runs as an unprivileged uid, or why there is none on this machine."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        return []  # already unprivileged
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed: cannot run as an unprivileged user")
+    prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    # the grader starts the same interpreter again for each sandbox: that must work too
+    probe_code = ("import subprocess, sys\n"
+                  "subprocess.run([sys.executable, '-c', 'import numpy, dlopt.grading.sandbox'], check=True)")
+    done = subprocess.run(prefix + [sys.executable, "-c", probe_code],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": os.environ.get("PATH", ""), "HOME": "/tmp",
+                               "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    if done.returncode != 0:
+        blocked = [str(p) for p in Path(os.path.realpath(sys.executable)).parents
+                   if p.exists() and not (p.stat().st_mode & 0o001)]
+        pytest.skip(f"uid {NOBODY} cannot run this Python ({os.path.realpath(sys.executable)}"
+                    + (f": {blocked[-1]} is not searchable by others" if blocked else "")
+                    + f"): {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    return prefix
+
+
+def _userns_allowed() -> str | None:
+    for path in ("/proc/sys/user/max_user_namespaces", "/proc/sys/kernel/unprivileged_userns_clone"):
+        try:
+            if int(Path(path).read_text()) == 0:
+                return f"{path} is 0: no user namespaces for unprivileged users"
+        except (OSError, ValueError):
+            pass
+    return None
+
+
+def test_bwrap_as_an_unprivileged_user(tmp_path):
+    """An instructor without root: ``auto`` picks bubblewrap, which keeps the promises of the
+    namespaces mode (a private file system, no network, the instructor's files out of sight)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (Debian: apt install bubblewrap)")
+    why = _userns_allowed()
+    if why:
+        pytest.skip(why)
+    prefix = _as_nobody_prefix()
+    work = Path(tempfile.mkdtemp(prefix="dlopt-nobody-"))
+    try:
+        secret = work / "instructor"
+        secret.mkdir()
+        (secret / "source.ipynb").write_text("SECRET")
+        if prefix:
+            for p in (work, secret, secret / "source.ipynb"):
+                os.chown(p, NOBODY, NOBODY)
+        code = f"""
+import json, os, tempfile
+from dlopt.grading.sandbox import Limits, default_isolation, describe_isolation, isolation_is_safe, run_job
+cells = ["import os, socket\\nIFS = [n for _, n in socket.if_nameindex()]\\nREAD = []\\n"
+         "for p in [{str(secret / 'source.ipynb')!r}, '/proc/1/root{secret / 'source.ipynb'}']:\\n"
+         "    try:\\n        open(p).read()\\n        READ.append(p)\\n    except OSError:\\n        pass\\n"]
+job = {{"side": "student", "seed": 0, "cells": cells,
+        "checks": [{{"code": "__dlopt_rec__(0, 'equal', ([os.getuid(), IFS, READ]))", "timeout": 5}}]}}
+run = run_job(job, limits=Limits(timeout=30), workdir=tempfile.mkdtemp(dir={str(work)!r}),
+              hide=[{str(secret)!r}])
+print(json.dumps([os.geteuid(), default_isolation(), describe_isolation(), isolation_is_safe(default_isolation()),
+                  run.ended_normally(), [r["d"] for r in run.records if r["t"] == "rec"], run.output[-500:]]))
+"""
+        done = subprocess.run(prefix + [sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                              env={"PATH": os.environ.get("PATH", ""), "HOME": str(work),
+                                   "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+        assert done.returncode == 0, done.stderr[-2000:]
+        import json
+
+        euid, isolation, described, safe, ended, data, output = json.loads(done.stdout.strip().splitlines()[-1])
+        assert euid != 0 and isolation == "bwrap" and safe, (isolation, described)
+        assert described.startswith("bubblewrap") and "no cgroups" in described
+        assert ended, output
+        assert data == [[euid, ["lo"], []]]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _cgroup_v2_state() -> str | None:
+    """None where this grader makes cgroup v2 groups, else what the machine has instead."""
+    from dlopt.grading import sandbox
+
+    base = sandbox.cgroup_base() if os.geteuid() == 0 else None
+    if base and "v2" in base:
+        return None
+    root = Path(sandbox._CGROUP_FS)
+    if (root / "cgroup.controllers").exists():
+        controllers = (root / "cgroup.controllers").read_text().strip() or "none"
+        return (f"{root} is cgroup v2 but this grader could not make groups with memory, pids and cpu "
+                f"(controllers: {controllers}; root: {os.geteuid() == 0})")
+    unified = root / "unified" / "cgroup.controllers"
+    return (f"{root} is cgroup v1 (hybrid): memory, pids and cpu are v1 controllers"
+            + (f"; the unified v2 hierarchy has only: {unified.read_text().strip() or 'no controllers'}"
+               if unified.exists() else ""))
+
+
+@pytest.mark.skipif(_cgroup_v2_state() is not None, reason=f"no cgroup v2 here: {_cgroup_v2_state()}")
+def test_cgroup_v2_limits_the_whole_submission(tmp_path):
+    """On a cgroup v2 machine: the memory of all the submission's processes together is limited."""
+    from dlopt.grading.sandbox import describe_isolation
+
+    assert "cgroup v2 limits per submission" in describe_isolation()
+    cells = ["import os, time\nfor _ in range(8):\n    if os.fork() == 0:\n        hog = bytearray(200 * 2**20)\n"
+             "        for i in range(0, len(hog), 4096):\n            hog[i] = 1\n        time.sleep(30)\n"
+             "time.sleep(3)\n"]
+    _, run = probe(tmp_path, "1", cells=cells, limits=Limits(**{**LIMITS.__dict__, "memory_mb": 600}))
+    assert run.memory_exceeded
+
+
+def test_cgroup_v2_files_written(tmp_path, monkeypatch):
+    """The v2 protocol, on a stand-in folder (this test does not need a v2 machine): the grader's
+    group enables memory, pids and cpu for its children; each run's group gets memory.max (no
+    swap), pids.max and an equal cpu.weight; the batch's weight is that of ``jobs`` processes."""
+    from dlopt.grading import sandbox
+
+    fs = tmp_path / "cgroup"
+    (fs / "grader.slice").mkdir(parents=True)
+    (fs / "cgroup.controllers").write_text("cpu memory pids\n")
+    monkeypatch.setattr(sandbox, "_CGROUP_FS", str(fs))
+    monkeypatch.setattr(sandbox, "_own_cgroups", lambda: {"unified": "/grader.slice"})
+    sandbox.cgroup_base.cache_clear()
+    try:
+        base = sandbox.cgroup_base()
+        assert base == {"v2": str(fs / "grader.slice" / f"dlopt-grade-{os.getpid()}")}
+        top = Path(base["v2"])
+        assert (top / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+        assert "cgroup v2 limits per submission" in sandbox.describe_isolation("namespaces")
+        sandbox.set_parallel_runs(3)
+        assert (top / "cpu.weight").read_text() == "300"
+        run = Path(top / "probe")
+        run.mkdir()
+        (run / "memory.events").write_text("low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n")
+        group = sandbox.Cgroup.__new__(sandbox.Cgroup)
+        group.dirs = {"v2": str(run)}
+        assert group.memory_exceeded()
+        made = sandbox.Cgroup(Limits(memory_mb=300, nproc=50))
+        (d,) = made.dirs.values()
+        assert Path(d).parent == top
+        assert [(Path(d) / f).read_text() for f in ("memory.max", "pids.max", "cpu.weight")] == [
+            str(300 * 2**20), "50", "100"]
+        assert made.procs_files() == [f"{d}/cgroup.procs"]
+    finally:
+        sandbox.cgroup_base.cache_clear()
+
+
+@pytest.mark.parametrize("isolation", ["basic", pytest.param("namespaces", marks=needs_namespaces)])
+def test_the_sandbox_runs_the_graders_own_dlopt(tmp_path, isolation):
+    """A worktree or checkout grades with its own code: the sandbox imports the ``dlopt`` package the
+    grader imported (not another installed copy), and sees only that package's folder of it."""
+    import dlopt
+
+    here = str(Path(dlopt.__file__).resolve())
+    value, run = probe(tmp_path, "[dlopt.__file__, sorted(os.listdir(os.path.dirname(HERE)))]",
+                       isolation=isolation, drop_privileges=isolation != "basic",
+                       cells=["import os, dlopt\nHERE = os.path.dirname(dlopt.__file__)"])
+    assert run.ended_normally(), run.output
+    assert value[0] == here
+    if isolation == "namespaces":
+        assert value[1] == ["dlopt"]

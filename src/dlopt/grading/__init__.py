@@ -11,7 +11,8 @@
   ``hidden`` are dropped from the student copy. A check cell calls only ``expect.close``,
   ``expect.equal``, ``expect.holds`` and ``expect.raises`` (see :mod:`dlopt.grading.expect`),
   possibly in loops and after setup statements; no ``assert``. Compute expected values inside the
-  ``expected`` argument (setup statements also run in the student's process); draw random inputs
+  ``expected`` argument (a setup statement that calls the student's functions gets the student's
+  answers); draw random inputs
   from a generator made in the check cell (``rng = np.random.default_rng(7)``);
 - a free-text question is a markdown cell tagged ``manual`` with ``{"dlopt": {"id", "points"}}``,
   followed by a markdown cell tagged ``answer`` (graded by hand: ``dlopt-grade grade --manual``);
@@ -28,11 +29,13 @@ the Gradescope autograder :mod:`dlopt.grading.gradescope`.
 
 **Grading** (:mod:`dlopt.grading.grader`): each check cell of the *source* is split by
 :mod:`dlopt.grading.instrument` into a student variant (records only the ``actual`` arguments)
-and a reference variant (records only the ``expected`` values); the submission's code cells and
-the student variants run in a sandboxed interpreter (:mod:`dlopt.grading.sandbox`,
-:mod:`dlopt.grading._child`; the submission is parsed there, by :mod:`dlopt.grading.submission`)
-that returns JSON lines, all of them treated as untrusted data; the reference is computed the same way from
-the source's solution, once per set; the grader compares and scores. The book's page *For
+and a reference variant (records only the ``expected`` values). The submission is parsed and its
+code cells run in a sandboxed interpreter (:mod:`dlopt.grading.sandbox`, :mod:`dlopt.grading._child`,
+:mod:`dlopt.grading.submission`) that then only answers calls of its functions; the student
+variants run in a second sandboxed process, the *check driver*, which ran the source's cells and
+forwards each call of a student's function over :mod:`dlopt.grading.channel` (names and
+arguments out, bounded validated data back). The reference is computed from the source's
+solution, once per set; the grader compares and scores. The book's page *For
 instructors* explains the format, the commands and the security model with its limits.
 """
 

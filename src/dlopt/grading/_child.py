@@ -9,9 +9,14 @@ namespace's init (reaping orphans) while the child drops to an unprivileged uid,
 limits and runs the job. With ``mode == "basic"`` it only sets the limits (and drops the uid when
 asked) in the temporary directory it was started in.
 
-The job (JSON on stdin) is a list of code cells and a list of instrumented check cells. Results go
-to the file descriptor ``cfg["result_fd"]`` as JSON lines; nothing else ever leaves the process
-except its (size-capped) stdout/stderr.
+The job (JSON on stdin) is a list of code cells and a list of instrumented check cells, for one of
+three sides: ``reference`` (the source's solution records the expected side of each check),
+``student`` with ``serve`` (a submission: its cells run, then the process answers the calls of its
+check driver over ``cfg["channel"]``, see :mod:`dlopt.grading.channel`; it never receives a check)
+or ``driver`` (the source's cells, then each check's student side, with the names the student
+provides fetched from the student's process). Results go to the file descriptor
+``cfg["result_fd"]`` as JSON lines; nothing else ever leaves the process except its (size-capped)
+stdout/stderr and, for the two sides of a submission, the messages of the channel.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import resource
 import signal
 import sys
 import traceback
+from typing import Any
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -94,7 +100,7 @@ def _build_root(cfg):
 
 def _be_init(child: int) -> None:
     """PID 1 of the sandbox: reap every orphan, leave with the runner's status."""
-    for fd in (0, 1, 2, cfg_result_fd[0]):
+    for fd in (0, 1, 2, cfg_result_fd[0], *cfg_channel[0]):
         try:
             os.close(fd)
         except OSError:
@@ -114,6 +120,8 @@ def _be_init(child: int) -> None:
 
 
 cfg_result_fd = [None]
+cfg_channel: list = [()]
+channel: Any = None  # the channel module, loaded by main()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,6 +199,8 @@ class _FakeIPython:
 def _describe(exc: BaseException, filename: str | None = None, limit: int = 400) -> str:
     if isinstance(exc, _Timeout):
         text = "TimeoutError: time limit exceeded"
+    elif type(exc).__name__ == "RemoteError":  # the student's exception, described in its process
+        text = str(exc) or "Exception"
     else:
         try:
             message = str(exc)
@@ -282,16 +292,37 @@ def _run_job(job, cfg, expect):
         if os.getpid() != main_pid:
             real_exit(0)
 
-    for position, check in enumerate(job["checks"]):
+    chan = None
+    if side == "student" and job.get("serve"):
+        _serve(job, cfg, namespace, seed)
+        emit({"t": "end"})
+        return
+    if side == "driver":
+        chan = channel.Endpoint(cfg["channel"][0], cfg["channel"][1], _driver_serve,
+                                max_message=cfg["max_message"])
+        chan.by_value = True
+        chan.fatal = (_Timeout,)
+        _driver[0] = chan
+        try:  # the student's process says when its cells have run
+            while chan.receive() != {"ready": True}:
+                pass
+        except channel.Gone:
+            emit({"t": "nostudent"})
+            return
+        chan.deadline = lambda: max(0.01, signal.getitimer(signal.ITIMER_REAL)[0] - DRIVER_MARGIN)
+
+    for position, check in enumerate(job.get("checks", [])):
         k = check.get("index", position)
 
         def record(site, kind, payload, _k=k):
-            if kind == "raises" and side == "student":
+            if kind == "raises" and side != "reference":
                 try:
                     payload()
                     data = {"raised": None}
-                except _Timeout:
+                except (_Timeout, channel.Gone):
                     raise
+                except channel.RemoteError as exc:  # raised by the student's function
+                    data = {"raised": exc.name, "mro": exc.mro, "message": exc.message}
                 except BaseException as exc:  # noqa: BLE001
                     data = {"raised": type(exc).__name__,
                             "mro": [c.__name__ for c in type(exc).__mro__][:20],
@@ -300,6 +331,9 @@ def _run_job(job, cfg, expect):
                 data = {name: expect.to_data(value) for name, value in payload.items()}
             else:
                 try:
+                    if isinstance(payload, channel.Remote):
+                        raise TypeError("a check needs data (numbers, arrays, lists, strings), got "
+                                        + object.__getattribute__(payload, "_type"))
                     data = expect.to_data(payload)
                 except (TypeError, RecursionError, ValueError) as exc:
                     emit({"t": "rec", "c": _k, "s": site, "e": _describe(exc)})
@@ -311,11 +345,129 @@ def _run_job(job, cfg, expect):
         emit({"t": "at", "c": k})
         seed()
         try:
-            run(check["code"], f"<check {k}>", check["timeout"], namespace)
+            if chan is not None:
+                chan.forget_handles()
+                chan.stuck = False
+                code = compile(check["code"], f"<check {k}>", "exec")
+                signal.signal(signal.SIGALRM, _on_alarm)
+                signal.setitimer(signal.ITIMER_REAL, check["timeout"] + DRIVER_MARGIN)
+                try:
+                    _fetch(chan, check.get("fetch", []), namespace)
+                    exec(code, namespace)  # noqa: S102 - the instructor's check, in the driver
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            else:
+                run(check["code"], f"<check {k}>", check["timeout"], namespace)
             emit({"t": "check", "c": k, "ok": True})
+        except channel.Gone:  # the student's process ended during this check
+            emit({"t": "gone", "c": k})
+            return
+        except _Timeout:
+            if chan is not None and chan.stuck:  # it ignores its time limit: a fresh one runs the rest
+                emit({"t": "gone", "c": k, "why": "the process did not answer within the check's time limit"})
+                return
+            emit({"t": "check", "c": k, "error": "TimeoutError: time limit exceeded"})
         except BaseException as exc:  # noqa: BLE001
             emit({"t": "check", "c": k, "error": _describe(exc, f"<check {k}>")})
     emit({"t": "end"})
+
+
+DRIVER_MARGIN = 1.0  # the student's process times a call out this much before the driver does
+_driver: list = [None]
+
+
+def _fetch(chan, names, namespace) -> None:
+    """The check's names that the student provides, from the student's process (a name it did not
+    define is removed, so that the check raises NameError as it would in the student's notebook)."""
+    chan.send({"id": 0, "op": "begin"})
+    for name in names:
+        try:
+            namespace[name] = chan.request({"op": "get", "name": name})
+        except channel.RemoteError as exc:
+            if exc.name != "NameError":
+                raise
+            namespace.pop(name, None)
+
+
+def _driver_serve(op: str, message: dict):
+    """What the driver does for the student's process: call a function it was given in this
+    check, or read a public attribute of an object it was given. Nothing else."""
+    chan = _driver[0]
+    target = chan.own(message.get("ref"))
+    if op == "call":
+        if not callable(target):
+            raise TypeError("not callable")
+        args, kwargs = chan.args_of(message)
+        return target(*args, **kwargs)
+    if op == "getattr":
+        name = message.get("name")
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            raise AttributeError("only public attributes can be read")
+        value = getattr(target, name)
+        if isinstance(value, type(os)):
+            raise AttributeError(f"{name} is a module")
+        return value
+    raise channel.ProtocolError(f"the driver does not answer {op!r}")
+
+
+def _serve(job, cfg, namespace, seed) -> None:
+    """The student's side after its cells: run what the driver asks, send back the values."""
+    default = float(job.get("check_timeout") or 20.0)
+    depth = [0]
+
+    def timed(fn, message):
+        if depth[0]:  # a call made while a call of the driver runs: under that call's time limit
+            return fn()
+        t = message.get("t")
+        t = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 3600 else default
+        depth[0] += 1
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, t)
+        try:
+            return fn()
+        except _Timeout:  # the outermost call ends here, with an error for the driver
+            raise TimeoutError("time limit exceeded") from None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            depth[0] -= 1
+
+    def serve(op, message):
+        if op == "begin":  # a new check: the seeds it starts from
+            seed()
+            return None
+        if op == "get":
+            name = message.get("name")
+            if not isinstance(name, str) or name not in namespace:
+                raise NameError(f"name {name!r} is not defined")
+            return namespace[name]
+        target = chan.own(message.get("ref"))
+        if op == "call":
+            args, kwargs = chan.args_of(message)
+            return timed(lambda: target(*args, **kwargs), message)
+        if op == "getattr":
+            return timed(lambda: getattr(target, str(message.get("name"))), message)
+        if op == "getitem":
+            key = channel.decode(message.get("key"), chan)
+            return timed(lambda: target[key], message)
+        if op == "len":
+            return timed(lambda: len(target), message)
+        if op == "list":
+            return timed(lambda: list(target), message)
+        raise channel.ProtocolError(f"unknown request {op!r}")
+
+    chan = channel.Endpoint(cfg["channel"][0], cfg["channel"][1], serve, max_message=cfg["max_message"])
+    chan.accept_objects = True
+    chan.fatal = (_Timeout,)
+    try:
+        chan.send({"ready": True})
+        while True:
+            message = chan.receive()
+            if message is None:
+                continue
+            if type(message.get("id")) is int and isinstance(message.get("op"), str):
+                chan.answer(message)
+    except channel.Gone:
+        pass
 
 
 def _join_cgroups(cfg) -> None:
@@ -340,10 +492,13 @@ def _read_job(cfg) -> dict:
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     cfg_result_fd[0] = cfg["result_fd"]
+    cfg_channel[0] = tuple(cfg.get("channel") or ())
     _join_cgroups(cfg)
     if cfg.get("pythonpath"):  # the grader's own dlopt, first (it is bound read-only in the sandbox)
         sys.path.insert(0, cfg["pythonpath"])
     expect = _load("expect")
+    global channel
+    channel = _load("channel")
     import numpy  # noqa: F401 - loaded before the root file system narrows
 
     if cfg["mode"] == "namespaces":

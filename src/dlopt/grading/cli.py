@@ -60,8 +60,8 @@ def check_problem_set(source, student_dir=None, *, limits: Limits | None = None,
     elif _strip(nbformat.read(student, as_version=4)) != _strip(released):
         problems.append(f"{source.name}: {student} is not up to date "
                         f"(run: dlopt-grade release {source} --out {student.parent})")
-    with tempfile.TemporaryDirectory(prefix="dlopt-check-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="dlopt-check-") as tmp_name:
+        tmp = Path(tmp_name)
         hide = [str(source.resolve().parent), str(tmp)]
         stub = tmp / "released.ipynb"
         nbformat.write(released, stub)

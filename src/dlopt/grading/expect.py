@@ -16,10 +16,11 @@ A check cell of an exercise notebook is ordinary Python that calls these functio
 change a score (see :mod:`dlopt.grading`):
 
 - the *first* argument (the ``actual`` value, or the callable of ``raises``) is evaluated in the
-  student's sandboxed process and only its JSON form comes back;
-- the *second* argument of ``close``/``equal`` (the ``expected`` value) is removed from the code
-  the student process sees and evaluated instead in a separate process that ran the reference
-  solution;
+  grader's check driver, where each function the student wrote is a stand-in that forwards the
+  call (name and arguments) to the student's sandboxed process and gets its value back as data
+  (see :mod:`dlopt.grading.channel`); only its JSON form is recorded;
+- the *second* argument of ``close``/``equal`` (the ``expected`` value) is removed from that code
+  and evaluated instead in a separate process that ran the reference solution;
 - the predicate of ``holds`` and the keyword options (``rtol``, ``atol``, ``msg``) are taken from
   the instructor's source and evaluated in the grader's own process, on the JSON data.
 
@@ -51,7 +52,7 @@ class CheckFailure(AssertionError):
 
 
 # ----------------------------------------------------------------------------------------------
-# JSON data: the only thing that leaves a student process
+# JSON data: what a check records
 # ----------------------------------------------------------------------------------------------
 def _float_to_data(x: float):
     if math.isnan(x):

@@ -1,10 +1,12 @@
 """Grade submissions against a problem set: reference once, each submission sandboxed, scores here.
 
-The grader process never runs student code. It sends each submission's code cells and the
-*student variant* of every check (expected values and predicates removed, see
-:mod:`dlopt.grading.instrument`) to a sandboxed interpreter (:mod:`dlopt.grading.sandbox`),
-receives JSON data, and compares it with the reference data (computed the same way, from the
-source notebook's solutions) using :func:`dlopt.grading.expect.compare_close` and friends.
+The grader process never runs student code. It hands each submission to a sandboxed interpreter
+(:mod:`dlopt.grading.sandbox`) that runs its cells and then answers calls; a second sandboxed
+process, the check driver, runs the *student variant* of every check (expected values and
+predicates removed, see :mod:`dlopt.grading.instrument`), calling the student's functions through
+:mod:`dlopt.grading.channel`, and returns JSON records, which the grader compares with the
+reference data (computed from the source notebook's solutions) using
+:func:`dlopt.grading.expect.compare_close` and friends.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Result:
     penalty: float = 0.0                            # fraction of the points taken for lateness
     round: int = 0
     elapsed: float = 0.0                            # wall-clock seconds in the sandbox, reruns included
+    kept: bool = False                              # a row of the previous gradebook (--only)
 
     def raw_total(self) -> float:
         return sum(self.points.values()) + sum(self.manual.values())
@@ -75,10 +78,41 @@ class Result:
 # Reference
 # ----------------------------------------------------------------------------------------------
 def _job(ps: ProblemSet, cells: list, side: str, limits: Limits, only=None, rounds: int = 0) -> dict:
-    checks = [{"index": k, "code": c.plan.student_code if side == "student" else c.plan.reference_code,
-               "timeout": float(c.timeout or limits.check_timeout)}
+    """A job for the sandbox: ``side`` is ``reference`` (the source's solution records the expected
+    side of each check) or ``driver`` (the source's cells, then each check's student side with the
+    student's names fetched from the student's process, see :mod:`dlopt.grading.channel`)."""
+    checks = [{"index": k, "code": c.plan.reference_code if side == "reference" else c.plan.student_code,
+               "timeout": float(c.timeout or limits.check_timeout), "fetch": list(c.fetch)}
               for k, c in enumerate(ps.checks) if only is None or k in only]
     return {"side": side, "seed": SEED, "round": int(rounds), "cells": cells, "checks": checks}
+
+
+DRIVER_SLOTS = 32  # the driver of slot s runs as the uid of slot DRIVER_SLOTS + s
+
+
+def _combine(student: RunResult, driver: RunResult) -> RunResult:
+    """One run of a submission from its two processes: the notebook's bookkeeping from the
+    student's process (the parse, cell errors, where it stopped, its output, how it ended), every
+    check record from the driver (the student's process can write none of them)."""
+    run = RunResult()
+    run.records = [r for r in student.records
+                   if r.get("t") in ("sub", "invalid", "start", "cell") or (r.get("t") == "at" and "c" not in r)]
+    run.records += [r for r in driver.records
+                    if (r.get("t") in ("at", "rec", "check", "gone") and "c" in r) or r.get("t") == "end"]
+    if student.stopped:  # ended by the grader once the driver was done: it did not die by itself
+        student.returncode = driver.returncode
+    student_ended = any(r.get("t") == "end" for r in student.records)
+    run.returncode = driver.returncode if student_ended else student.returncode
+    run.timed_out = student.timed_out or driver.timed_out
+    run.output, run.output_bytes = student.output, student.output_bytes
+    run.results_truncated = student.results_truncated or driver.results_truncated
+    run.memory_exceeded = student.memory_exceeded
+    run.elapsed = max(student.elapsed, driver.elapsed)
+    failed = [r for r in driver.records if r.get("t") == "cell" and isinstance(r.get("error"), str)]
+    if failed:  # the instructor's cells ran in the reference run: here the machine failed them
+        run.grader_error = (f"the check driver could not run cell {failed[0].get('i')} of the source "
+                            f"({_short(failed[0]['error'], 200)}); grade this file again")
+    return run
 
 
 def _cache_key(ps: ProblemSet) -> str:
@@ -183,7 +217,7 @@ def _judge_site(site, got, expected, reveal: bool = True) -> str | None:
             return "malformed record"
         if data["raised"] is None:
             return f"expected {names} to be raised, nothing was"
-        mro = data.get("mro") if isinstance(data.get("mro"), list) else [data["raised"]]
+        mro = data["mro"] if isinstance(data.get("mro"), list) else [data["raised"]]
         if any(n in mro for n in site.exceptions):
             return None
         return f"expected {names}, got {_short(data.get('message', data['raised']), 200)}"
@@ -216,6 +250,8 @@ def score(ps: ProblemSet, reference: dict, run: RunResult, limits: Limits, stude
     res = Result(student=student, status=_status(run), output=run.output, elapsed=run.elapsed)
     if res.status != "ok":
         res.detail = _ended(run, limits)
+    if run.grader_error:
+        res.status, res.detail = "error", run.grader_error
     if run.results_truncated:
         res.detail = (res.detail + "; " if res.detail else "") + "the returned data exceeded the size limit"
     got: dict = {}
@@ -428,13 +464,14 @@ def _parsed(records: list, manual_ids) -> Parsed | str:
         return ""
     numbers = first.get("numbers")
     numbers = [n for n in numbers if isinstance(n, int)][:MAX_CELLS] if isinstance(numbers, list) else []
-    answers = first.get("answers") if isinstance(first.get("answers"), dict) else {}
-    answers = {k: v[:MAX_ANSWER] for k, v in answers.items() if k in manual_ids and isinstance(v, str)}
+    given = first["answers"] if isinstance(first.get("answers"), dict) else {}
+    answers = {k: v[:MAX_ANSWER] for k, v in given.items() if k in manual_ids and isinstance(v, str)}
     return Parsed(numbers, answers)
 
 
 def run_submission(ps: ProblemSet, path: Path, *, limits: Limits, workdir, isolation=None, slot: int = 1,
-                   hide=(), max_mb: float = 20, rounds: int = 0, only=None):
+                   hide=(), max_mb: float = 20, rounds: int = 0,
+                   only=None) -> tuple[Parsed | str, RunResult | None]:
     """Run one submission in the sandbox: ``(parsed, run)``, or ``(reason, None)`` if it is not a
     notebook. The notebook is parsed inside the sandbox; the wall-clock limit covers the reruns."""
     try:
@@ -446,10 +483,30 @@ def run_submission(ps: ProblemSet, path: Path, *, limits: Limits, workdir, isola
     start = time.monotonic()
 
     def launch(which):
-        job = _job(ps, [], "student", limits, only=set(which), rounds=rounds)
-        job["manual_ids"] = manual_ids
-        return run_job(job, limits=limits, workdir=workdir, isolation=isolation, slot=slot, hide=hide,
-                       notebook=raw, timeout=limits.timeout - (time.monotonic() - start))
+        left = limits.timeout - (time.monotonic() - start)
+        student = {"side": "student", "seed": SEED, "round": int(rounds), "cells": [],
+                   "serve": True, "manual_ids": manual_ids, "check_timeout": limits.check_timeout}
+        driver = _job(ps, ps.cells, "driver", limits, only=set(which), rounds=rounds)
+        to_driver, to_student = os.pipe(), os.pipe()
+        done = threading.Event()  # the driver has ended: the student's process has nothing left to do
+
+        def drive():
+            try:
+                return run_job(driver, limits=limits, workdir=workdir, isolation=isolation,
+                               slot=DRIVER_SLOTS + slot, hide=hide, timeout=left,
+                               channel=(to_driver[0], to_student[1]))
+            finally:
+                done.set()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            checks = pool.submit(drive)
+            try:
+                notebook = run_job(student, limits=limits, workdir=workdir, isolation=isolation, slot=slot,
+                                   hide=hide, notebook=raw, timeout=left, channel=(to_student[0], to_driver[1]),
+                                   stop=done)
+            finally:
+                driven = checks.result()
+        return _combine(notebook, driven)
 
     run = launch(allowed)
     parsed = _parsed(run.records, manual_ids)
@@ -469,7 +526,9 @@ def run_submission(ps: ProblemSet, path: Path, *, limits: Limits, workdir, isola
         dead = at[-1]
         rest = [k for k in allowed if k > dead]
         rc = run.returncode
-        died = (f"the process was killed by signal {-rc if rc < 0 else rc - 128}"
+        why = [r.get("why") for r in run.records if r.get("t") == "gone" and r.get("c") == dead]
+        died = (why[-1] if why and isinstance(why[-1], str) else
+                f"the process was killed by signal {-rc if rc < 0 else rc - 128}"
                 if rc is not None and (rc < 0 or rc > 128) else f"the process exited (code {rc})")
         if run.memory_exceeded:
             died += f" (the submission's memory limit of {limits.memory_mb} MB was reached)"
@@ -662,7 +721,7 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
 
     limits = limits or Limits()
     isolation = isolation or default_isolation()
-    jobs = max(1, min(int(jobs), 32))  # one uid per slot, 64 per grader process
+    jobs = max(1, min(int(jobs), DRIVER_SLOTS - 1))  # two uids per slot (student, driver), 64 per grader
     ps = load_problem_set(source)
     submissions, out = Path(submissions), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -740,8 +799,14 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
         bar.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    has_roster, has_deadline = ros is not None, due is not None
     if only_students or only is not None:
-        results = _merge_previous(ps, out / "grades.csv", results, only)
+        # what this run was not told (roster, deadline, hand grades) is kept from the previous gradebook
+        columns = _previous_columns(out / "grades.csv")
+        has_roster = has_roster or {"name", "email", "lms_id"} <= columns
+        has_deadline = has_deadline or {"days_late", "penalty"} <= columns
+        results = _merge_previous(ps, out / "grades.csv", results, only,
+                                  keep={"roster": ros is None, "deadline": due is None, "manual": not manual})
     results.sort(key=lambda r: r.student)
     report = [f"{e.path.name}: not a submission ({e.reason})" for e in others]
     report += [f"{r.file}: {r.detail}" for r in results if r.status == "refused"]
@@ -751,14 +816,26 @@ def grade(source, submissions, out, *, jobs: int = 2, limits: Limits | None = No
                    for sid, row in sorted(ros.rows.items()) if sid not in graded]
         report += [f"{r.file}: not on the roster" for r in results if r.student not in ros.rows]
     _write(out / "report.txt", "\n".join(report) + ("\n" if report else ""))
-    write_grades(ps, results, out / "grades.csv", roster=ros is not None, deadline=due is not None)
-    write_feedback(ps, [r for r in results if not getattr(r, "_kept", False)], out / "feedback", html=html)
-    write_answers(ps, [r for r in results if not getattr(r, "_kept", False)], out / "answers")
+    write_grades(ps, results, out / "grades.csv", roster=has_roster, deadline=has_deadline)
+    write_feedback(ps, [r for r in results if not r.kept], out / "feedback", html=html)
+    write_answers(ps, [r for r in results if not r.kept], out / "answers")
     return results
 
 
-def _merge_previous(ps: ProblemSet, path: Path, results: list, only) -> list:
-    """With ``--only``: the new results merged into the rows of the previous ``grades.csv``."""
+def _previous_columns(path: Path) -> set:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return set(next(csv.reader(fh), []))
+    except OSError:
+        return set()
+
+
+def _merge_previous(ps: ProblemSet, path: Path, results: list, only, keep: dict | None = None) -> list:
+    """With ``--only``: the new results merged into the rows of the previous ``grades.csv``.
+
+    ``keep`` says what this run was not given and so takes from a regraded student's previous row:
+    ``roster`` (name, email, LMS id), ``deadline`` (days late, penalty), ``manual`` (hand grades)."""
+    keep = keep or {}
     if not path.exists():
         return results
     new = {r.student: r for r in results}
@@ -766,8 +843,8 @@ def _merge_previous(ps: ProblemSet, path: Path, results: list, only) -> list:
     with open(path, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             sid = row["student"].lstrip("'")
-            old = Result(student=sid, status=row.get("status", "ok"), file=row.get("file", ""))
-            old.info = {k: row[k] for k in ("name", "email", "lms_id") if k in row}
+            old = Result(student=sid, status=row.get("status", "ok"), file=row.get("file", "").lstrip("'"))
+            old.info = {k: row[k].lstrip("'") for k in ("name", "email", "lms_id") if k in row}
             for c in ps.checks:
                 if row.get(c.id) not in (None, ""):
                     old.points[c.id] = float(row[c.id])
@@ -777,6 +854,8 @@ def _merge_previous(ps: ProblemSet, path: Path, results: list, only) -> list:
                     old.manual[m.id] = float(row[m.id])
             try:
                 old.round = int(row.get("round") or 0)
+                old.late_days = int(row.get("days_late") or 0)
+                old.penalty = float((row.get("penalty") or "0").rstrip("%")) / 100
             except ValueError:
                 pass
             if sid in new:
@@ -785,8 +864,14 @@ def _merge_previous(ps: ProblemSet, path: Path, results: list, only) -> list:
                     for c in ps.checks:
                         if c.id not in r.points and c.id in old.points:
                             r.points[c.id] = old.points[c.id]
+                if keep.get("roster") and not r.info:
+                    r.info = old.info
+                if keep.get("deadline"):
+                    r.late_days, r.penalty = old.late_days, old.penalty
+                if keep.get("manual"):
+                    r.manual = dict(old.manual, **r.manual)
                 merged.append(r)
             else:
-                old._kept = True
+                old.kept = True
                 merged.append(old)
     return merged + list(new.values())

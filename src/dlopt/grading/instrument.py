@@ -1,9 +1,10 @@
-"""Split a check cell into the code the student process runs and the code the reference runs.
+"""Split a check cell into the code the check driver runs and the code the reference runs.
 
 Every call ``expect.<kind>(...)`` of a check cell is a *call site*, numbered in source order. The
 *student variant* of the cell replaces each call site by ``__dlopt_rec__(site, kind, <actual>)``:
-the ``expected`` argument, the ``holds`` predicate and the options are not in the code the student
-process sees. The *reference variant* replaces it by ``__dlopt_rec__(site, kind, <expected>)`` (for
+the ``expected`` argument, the ``holds`` predicate and the options are not in it. It runs in the
+check driver, where the student's functions forward their calls to the student's process. The
+*reference variant* replaces it by ``__dlopt_rec__(site, kind, <expected>)`` (for
 ``close``/``equal``), by a dict of the values of the predicate's free names (for ``holds``) or by
 ``None`` (for ``raises``). Everything else in the cell (setup statements, loops) stays as written
 and runs in both processes.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ast
 import builtins
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 __all__ = ["Site", "CheckPlan", "FormatError", "instrument", "RECORDER", "KINDS"]
 
@@ -53,7 +55,7 @@ class CheckPlan:
     reference_code: str
 
 
-def _is_expect_call(node) -> bool:
+def _is_expect_call(node) -> TypeGuard[ast.Call]:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "expect"
             and node.func.attr in KINDS)
@@ -97,6 +99,7 @@ def _exception_names(node, where: str) -> list[str]:
 
 
 def _site_from_call(call: ast.Call, index: int, source: str) -> Site:
+    assert isinstance(call.func, ast.Attribute)
     kind = call.func.attr
     where = f"line {call.lineno}, expect.{kind}"
     site = Site(index=index, kind=kind, line=call.lineno)
@@ -167,8 +170,8 @@ def instrument(source: str, where: str = "check cell") -> CheckPlan:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise FormatError(f"{where}: syntax error: {exc}") from exc
-    calls = sorted((n for n in ast.walk(tree) if _is_expect_call(n)),
-                   key=lambda n: (n.lineno, n.col_offset))
+    calls: list[ast.Call] = sorted((n for n in ast.walk(tree) if _is_expect_call(n)),
+                                   key=lambda n: (n.lineno, n.col_offset))
     if not calls:
         raise FormatError(f"{where}: a check cell must call expect.close/equal/holds/raises")
     for node in ast.walk(tree):

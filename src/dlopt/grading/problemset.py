@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Check:
     cell: int          # index of the cell in the source notebook
     plan: CheckPlan
     parts: dict = field(default_factory=dict)  # group name -> points (partial credit), or empty
+    fetch: list = field(default_factory=list)  # the student's names this check reads (from the student)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ProblemSet:
     manuals: list
     cells: list        # code of the non-check code cells (reference solution), in order
     digest: str
+    student_names: list = field(default_factory=list)  # names whose values come from the student
 
     @property
     def name(self) -> str:
@@ -130,10 +133,61 @@ def load_problem_set(path: str | Path) -> ProblemSet:
     if not checks and not manuals:
         raise FormatError(f"{path.name}: no check cells (code cells tagged 'check')")
     digest = hashlib.sha256(raw).hexdigest()
-    return ProblemSet(path=path, checks=checks, manuals=manuals, cells=cells, digest=digest)
+    names = student_names(cells)
+    for c in checks:
+        c.fetch = sorted(_loads(c.plan.student_code) & names)
+    return ProblemSet(path=path, checks=checks, manuals=manuals, cells=cells, digest=digest,
+                      student_names=sorted(names))
 
 
-def read_submission(path: str | Path, manuals: list = (), max_mb: float = 20) -> Submission:
+def _loads(code: str) -> set:
+    """Every name a piece of code reads (function bodies included)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _binds(code: str) -> set:
+    """The module-level names a cell binds, imports excepted (the driver imports for itself)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    bound: set = set()
+
+    def visit(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+            return  # their bodies bind local names
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        if isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
+            bound.add(node.target.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return bound
+
+
+def student_names(cells: list) -> set:
+    """The names a check must take from the student's process: those bound by a cell with a
+    solution region (``### BEGIN SOLUTION``), and, in source order, those bound by any cell that
+    reads one of them (a given cell that calls the student's function computes the student's value).
+    Every other name a check reads is the instructor's, taken from the driver's own run of the
+    source notebook."""
+    names: set = set()
+    for code in cells:
+        if "### BEGIN SOLUTION" in code or _loads(code) & names:
+            names |= _binds(code)
+    return names
+
+
+def read_submission(path: str | Path, manuals: list | tuple = (), max_mb: float = 20) -> Submission:
     """The code cells (except check cells) and the manual answers of a notebook file.
 
     For the instructor's own files and tests: the grader never parses a student's notebook in its

@@ -92,6 +92,8 @@ class RunResult:
     results_truncated: bool = False
     elapsed: float = 0.0
     memory_exceeded: bool = False
+    stopped: bool = False   # ended by the caller's ``stop`` (the check driver was done with it)
+    grader_error: str = ""  # the check driver could not run the source's own cells
 
     def ended_normally(self) -> bool:
         return any(r.get("t") == "end" for r in self.records) and not self.timed_out
@@ -152,7 +154,7 @@ _cgroup_counter = [0]
 
 def _own_cgroups() -> dict:
     """``{controller: path of this process's cgroup}`` from ``/proc/self/cgroup`` (v1 and v2)."""
-    own = {}
+    own: dict = {}
     try:
         lines = open("/proc/self/cgroup").read().splitlines()
     except OSError:
@@ -201,7 +203,11 @@ def cgroup_base() -> dict | None:
             except OSError:
                 pass
         return None
-    atexit.register(lambda: [_rmdir(b) for b in made.values()])
+    def remove_all() -> None:
+        for b in made.values():
+            _rmdir(b)
+
+    atexit.register(remove_all)
     return made
 
 
@@ -324,7 +330,8 @@ def describe_isolation(isolation: str | None = None) -> str:
                       if os.geteuid() == 0 else
                       "basic, UNSAFE for untrusted code: runs as your user (resource limits only)")}[isolation]
     cg = cgroup_base()
-    return what + ("; cgroup limits per submission (memory, processes, CPU weight)" if cg else
+    version = "v2" if cg and "v2" in cg else "v1"
+    return what + (f"; cgroup {version} limits per submission (memory, processes, CPU weight)" if cg else
                    "; WARNING: no cgroups, so memory and process limits are per process only "
                    "and a submission's CPU use is not fair to its neighbours")
 
@@ -339,14 +346,13 @@ def _is_within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def _binds(hide: list[str]) -> list[list[str]]:
+def _binds(hide: list[str] | tuple) -> list[list[str]]:
     """``[source, target]`` pairs to bind read-only into the sandbox's root file system."""
     import sysconfig
 
-    import dlopt
-
-    python = [sys.base_prefix, sys.prefix, os.path.dirname(sys.executable),
-              str(Path(dlopt.__file__).parent.parent)]
+    # the dlopt package the grader itself imported (a source checkout, a worktree, an installed
+    # copy): its folder alone, so that the sandbox runs the grader's own code and sees nothing next to it
+    python = [sys.base_prefix, sys.prefix, os.path.dirname(sys.executable), package_dir()]
     python += [sysconfig.get_path(k) or "" for k in ("stdlib", "platstdlib", "purelib", "platlib")]
     # only installed-package folders from sys.path: the grader's own sys.path may hold a project
     # or tests folder (pytest, PYTHONPATH=.) that must not be visible
@@ -372,6 +378,14 @@ def _binds(hide: list[str]) -> list[list[str]]:
     return [[src, dst] for src, dst in keep if not covered(src, dst)]
 
 
+def package_dir() -> str:
+    """The folder of the ``dlopt`` package this grader runs (bound read-only into every sandbox,
+    and first on the sandbox's ``sys.path`` through its parent)."""
+    import dlopt
+
+    return str(Path(dlopt.__file__).resolve().parent)
+
+
 def _user_process_count() -> int:
     uid, count = os.getuid(), 0
     try:
@@ -394,16 +408,20 @@ def _env(home: str) -> dict:
             "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.matplotlib", "TQDM_DISABLE": "1"}
 
 
-def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] = (),
+def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] | tuple = (),
             isolation: str | None = None, slot: int = 0, drop_privileges: bool = True,
-            notebook: bytes | None = None, timeout: float | None = None) -> RunResult:
+            notebook: bytes | None = None, timeout: float | None = None,
+            channel: tuple[int, int] | None = None, stop: threading.Event | None = None) -> RunResult:
     """Run one job (cells + instrumented checks) in a fresh sandboxed interpreter.
 
     ``workdir`` is a private directory of the grader (mode 0700) used for this run's scratch
     files; ``notebook`` the raw bytes of a submitted notebook, parsed inside the sandbox (the
     job's ``cells`` are then ignored); ``timeout`` the wall-clock limit of this run (default
     ``limits.timeout``); ``hide`` lists paths that must never be visible (they are never bound into the
-    sandbox, and covered by an empty file system should they lie inside a bound directory).
+    sandbox, and covered by an empty file system should they lie inside a bound directory);
+    ``channel`` the (read, write) file descriptors of the call channel between a student's process and
+    its check driver (:mod:`dlopt.grading.channel`), handed to the process and closed here; ``stop``
+    an event after which the process has half a second to end before it is killed.
     """
     isolation = isolation or default_isolation()
     workdir = Path(workdir)
@@ -411,18 +429,17 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     is_root = os.geteuid() == 0
     uid = uid_base() + slot if (is_root and drop_privileges) else None
     hide = [os.path.realpath(h) for h in hide] + [os.path.realpath(workdir)]
-    import dlopt
-
     cgroup = None
     if is_root and cgroup_base() is not None:
         try:
             cgroup = Cgroup(limits)
         except OSError:
             cgroup = None
-    cfg = {"mode": isolation, "uid": uid, "gid": uid, "result_fd": None,
+    cfg: dict = {"mode": isolation, "uid": uid, "gid": uid, "result_fd": None,
            "cgroups": cgroup.procs_files() if cgroup else [],
-           "pythonpath": str(Path(dlopt.__file__).resolve().parent.parent),
+           "pythonpath": os.path.dirname(package_dir()),
            "max_job_bytes": limits.max_job_mb * 2**20, "tmpfs_mb": limits.tmpfs_mb,
+           "channel": list(channel) if channel else None, "max_message": limits.results_mb * 2**20,
            "limits": {"cpu": limits.cpu(), "memory_mb": limits.memory_mb, "file_mb": limits.file_mb,
                       "nofile": limits.nofile, "nproc": limits.nproc}}
     if isolation == "namespaces":
@@ -478,10 +495,12 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     result = RunResult()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, pass_fds=(w_fd,), cwd=cwd,
+                                stderr=subprocess.STDOUT, pass_fds=(w_fd, *(channel or ())), cwd=cwd,
                                 env=_env(home), start_new_session=True)
     finally:
         os.close(w_fd)
+        for fd in channel or ():
+            os.close(fd)
 
     def feed():
         try:
@@ -499,20 +518,29 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
     out_cap, res_cap = limits.output_kb * 1024, limits.results_mb * 2**20
     output, results = bytearray(), bytearray()
     sel = selectors.DefaultSelector()
-    out_fd = proc.stdout.fileno()
+    assert proc.stdout is not None and proc.stdin is not None
+    stdout = proc.stdout
+    out_fd = stdout.fileno()
     os.set_blocking(out_fd, False)
     os.set_blocking(r_fd, False)
     sel.register(out_fd, selectors.EVENT_READ, "out")
     sel.register(r_fd, selectors.EVENT_READ, "res")
     deadline = start + (limits.timeout if timeout is None else max(0.0, timeout))
     open_fds = 2
+    stop_at = None
     try:
         while open_fds:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            if stop is not None and stop_at is None and stop.is_set():
+                stop_at = now + 0.5
+            if stop_at is not None and now >= stop_at:
+                result.stopped = True
+                break
+            left = deadline - now
             if left <= 0:
                 result.timed_out = True
                 break
-            for key, _ in sel.select(timeout=min(left, 1.0)):
+            for key, _ in sel.select(timeout=min(left, 1.0 if stop is None else 0.1)):
                 try:
                     chunk = os.read(key.fd, 1 << 20)
                 except BlockingIOError:
@@ -530,7 +558,7 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
                     results += chunk[: res_cap - len(results)]
                     if len(results) >= res_cap:
                         result.results_truncated = True
-        if not result.timed_out:
+        if not result.timed_out and not result.stopped:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -548,7 +576,7 @@ def run_job(job: dict, *, limits: Limits, workdir: str | Path, hide: list[str] =
             pass
         sel.close()
         os.close(r_fd)
-        proc.stdout.close()
+        stdout.close()
         writer.join(timeout=1)
         shutil.rmtree(run_dir, ignore_errors=True)
         if cgroup is not None:
@@ -592,7 +620,7 @@ def parse_records(raw: bytes, max_records: int = MAX_RECORDS) -> list[dict]:
     Everything read here comes from a process that ran student code: it is untrusted data,
     bounded in size by the caller and in number here; strings are made safe to write anywhere.
     """
-    records = []
+    records: list = []
     for line in raw.split(b"\n")[:-1]:  # the last piece has no newline: incomplete
         if len(records) >= max_records:
             break

@@ -93,13 +93,16 @@ def parse_notebook(raw: bytes, manual_ids=(), *, max_cells: int = MAX_CELLS) -> 
     cells = data.get("cells")
     if cells is None and isinstance(data.get("worksheets"), list):  # nbformat 3
         sheets = [w.get("cells") for w in data["worksheets"] if isinstance(w, dict)]
-        if all(isinstance(s, list) for s in sheets):
-            cells = [c for s in sheets for c in s]
+        lists = [s for s in sheets if isinstance(s, list)]
+        if len(lists) == len(sheets):
+            cells = [c for s in lists for c in s]
     if not isinstance(cells, list):
         raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no list of cells)")
     if len(cells) > max_cells:
         raise InvalidSubmission(f"the notebook has {len(cells)} cells, more than the limit of {max_cells}")
-    code, by_id, plain = [], {}, []
+    code: list = []
+    by_id: dict = {}
+    plain: list = []
     for i, cell in enumerate(cells):
         if not isinstance(cell, dict):
             raise InvalidSubmission(f"cell {i + 1} is malformed")
@@ -116,7 +119,7 @@ def parse_notebook(raw: bytes, manual_ids=(), *, max_cells: int = MAX_CELLS) -> 
             by_id.setdefault(dmeta["id"], i)
     answers = {}
     for mid in manual_ids:
-        i = by_id.get(mid)
-        if i is not None and i + 1 < len(plain) and plain[i + 1][0] == "markdown":
-            answers[mid] = plain[i + 1][1][:MAX_ANSWER]
+        at = by_id.get(mid)
+        if at is not None and at + 1 < len(plain) and plain[at + 1][0] == "markdown":
+            answers[mid] = plain[at + 1][1][:MAX_ANSWER]
     return code, answers
