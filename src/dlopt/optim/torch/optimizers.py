@@ -33,57 +33,107 @@ import torch
 from torch.optim.optimizer import Optimizer, _get_scalar_dtype
 
 from dlopt.optim import rules
-from dlopt.optim.rules import _check
+from dlopt.optim.rules import _check, _Many
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam", "RAdam", "NAMSGrad"]
 
 
 def _apply(rule, params, grads, states, hyperparameters):
-    """One step of ``rule`` on every parameter of a group (the function ``compile=True`` compiles)."""
+    """One step of ``rule`` on every parameter of a group, tensor by tensor (``foreach=False``)."""
     for param, grad, state in zip(params, grads, states):
         rule(param, grad, state, **hyperparameters)
+
+
+def _apply_many(rule, params, grads, state, hyperparameters):
+    """One step of ``rule`` on a list of tensors at once (``foreach=True``, and what
+    ``compile=True`` compiles): the rule sees ``params``, ``grads`` and every state entry that is a
+    list as one ``_Many``, whose arithmetic and helpers are ``torch._foreach_*`` ops.
+
+    ``state`` maps each state name to the list of the tensors' entries; the rule's new entries
+    (first step) are left in it for the caller to hand back to the tensors."""
+    many = {key: _Many(value) if isinstance(value, list) else value for key, value in state.items()}
+    rule(params, grads, many, **hyperparameters)
+    state.update(many)
+
+
+def _default_foreach(params) -> bool:
+    """``foreach=None`` decided as torch.optim decides it: on when every tensor is on a device
+    with native foreach kernels (CUDA), off otherwise (CPU).
+
+    ``_default_to_fused_or_foreach`` is private to torch.optim; this is the one place dlopt uses
+    it, so that the choice follows torch's own list of devices."""
+    from torch.optim.optimizer import _default_to_fused_or_foreach
+
+    return _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)[1]
+
+
+def _buckets(params, grads, states):
+    """Split a group into lists one foreach call can take: one device and dtype (as torch.optim
+    groups them), the same state entries and the same step count (torch.optim keeps one step per
+    tensor; a tensor that had no gradient at some steps is behind the others)."""
+    buckets: dict = {}
+    for p, g, state in zip(params, grads, states):
+        step = state.get("step")
+        key = (p.device, p.dtype, tuple(state), None if step is None else float(step))
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = ([], [], [])
+        bucket[0].append(p)
+        bucket[1].append(g)
+        bucket[2].append(state)
+    return buckets.values()
 
 
 _compiled_steps: dict = {}
 
 
-def _compiled(device_type: str, rule):
-    """``torch.compile(_apply)`` for one device type and rule, built once and shared by all
-    optimizers of that rule.
+def _compiled(device_type: str, rule, mode=True):
+    """``torch.compile(_apply_many)`` for one device type, rule and mode, built once and shared by
+    all optimizers of that rule.
 
-    Each (device type, rule) gets its own copy of ``_apply``, hence its own compilation cache
-    (dynamo keeps at most 8 entries per function: one per parameter-group layout). Inside the
-    compiled step the rules read step counters as 0-d tensors (see ``dlopt.rules._read``) and the
-    shell passes ``lr`` as a 0-d tensor, so a new step or learning rate is a new input value, not
-    a recompilation. A low ``realize_opcount_threshold`` makes inductor compute step-dependent
-    scalars (bias corrections) once per step instead of once per element inside the fused loop;
-    on CUDA, ``combo_kernels`` fuses the per-tensor kernels of a group horizontally. The generated
-    wrapper's size/stride and alignment asserts are switched off: with ``dynamic=False`` dynamo's
-    guards already pin every input's shape, stride and dtype, and the asserts (five per parameter)
-    were a third of the fixed per-step cost with 100 parameters.
+    Each (device type, rule, mode) gets its own copy of ``_apply_many``, hence its own compilation
+    cache: one entry per layout of a list (number of tensors, their shapes, strides, dtypes and
+    state entries); dynamo keeps at most ``torch._dynamo.config.cache_size_limit`` (8) of them per
+    function and then falls back to eager with a warning. Inside the compiled step the rules read
+    step counters as 0-d tensors (see ``dlopt.rules._read``) and the shell passes ``lr`` as a 0-d
+    tensor, so a new step or learning rate is a new input value, not a recompilation. A low
+    ``realize_opcount_threshold`` makes inductor compute step-dependent scalars (bias corrections)
+    once per step instead of once per element inside the fused loop; on CUDA, ``combo_kernels``
+    fuses the per-tensor kernels of a list horizontally. The generated wrapper's size/stride and
+    alignment asserts are switched off: with ``dynamic=False`` dynamo's guards already pin every
+    input's shape, stride and dtype. ``mode="reduce-overhead"`` adds CUDA graphs (inductor's
+    ``triton.cudagraphs``): one replay per step instead of one launch per kernel.
     """
-    step = _compiled_steps.get((device_type, rule))
+    key = (device_type, rule, mode)
+    step = _compiled_steps.get(key)
     if step is None:
         import types
 
-        options: dict[str, Any] = {"realize_opcount_threshold": 4, "size_asserts": False, "alignment_asserts": False}
+        options: dict[str, Any] = {"realize_opcount_threshold": 4, "size_asserts": False,
+                                   "alignment_asserts": False}
         if device_type == "cuda":
             options["combo_kernels"] = True
-        code = _apply.__code__.replace(co_name=f"_apply_{rule.__name__}_{device_type}")
+            if mode == "reduce-overhead":
+                options["triton.cudagraphs"] = True
+        code = _apply_many.__code__.replace(co_name=f"_apply_{rule.__name__}_{device_type}")
         try:
-            step = torch.compile(types.FunctionType(code, _apply.__globals__, code.co_name),
+            step = torch.compile(types.FunctionType(code, _apply_many.__globals__, code.co_name),
                                  dynamic=False, options=options)
         except Exception as exc:  # pragma: no cover - depends on the installation
             raise RuntimeError(
                 f"compile=True needs a working torch.compile (a C++ compiler on CPU, triton on "
                 f"CUDA); it failed with: {exc!r}. Use compile=False."
             ) from exc
-        _compiled_steps[(device_type, rule)] = step
+        _compiled_steps[key] = step
     return step
 
 
+_COMPILE_MODES = (False, True, "default", "reduce-overhead")
+
+
 class _RuleOptimizer(Optimizer):
-    """A ``torch.optim.Optimizer`` whose step calls :attr:`rule` on each parameter.
+    """A ``torch.optim.Optimizer`` whose step calls :attr:`rule` on the parameters of a group:
+    tensor by tensor, on lists of tensors (``foreach``), or compiled (``compile``).
 
     Subclasses set ``rule`` (a function of :mod:`dlopt.rules`), ``hyperparameters`` (the group
     keys passed to it) and ``checked`` (the keys validated in the constructor, in torch's order).
@@ -93,7 +143,7 @@ class _RuleOptimizer(Optimizer):
     hyperparameters: tuple[str, ...] = ()
     checked: tuple[str, ...] = ()
 
-    def __init__(self, params, defaults: dict, *, compile: bool = False):
+    def __init__(self, params, defaults: dict, *, compile: bool | str = False):
         name = type(self).__name__
         lr = defaults["lr"]
         if isinstance(lr, torch.Tensor) and lr.numel() != 1:
@@ -108,13 +158,15 @@ class _RuleOptimizer(Optimizer):
                     + ("use compile=True for fused kernels" if flag == "fused" else
                        "use torch.optim for this option")
                 )
+        if compile not in _COMPILE_MODES:
+            raise ValueError(f"compile must be one of {_COMPILE_MODES}, got {compile!r}")
         super().__init__(params, defaults)
-        self.compile = bool(compile)
+        self.compile = "default" if compile is True else compile
         self._lr_inputs: dict[int, torch.Tensor] = {}
         if self.compile:
             for group in self.param_groups:
                 for p in group["params"]:
-                    _compiled(p.device.type, type(self).rule)
+                    _compiled(p.device.type, type(self).rule, self.compile)
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -150,22 +202,38 @@ class _RuleOptimizer(Optimizer):
                 state = self.state.get(p)  # one hash lookup; .get does not insert
                 new.append(state is None)
                 states.append({} if state is None else state)
-            if params:
-                hp = {key: group[key] for key in self.hyperparameters}
-                if isinstance(hp["lr"], torch.Tensor):
-                    hp["lr"] = hp["lr"].item()
-                if self.compile and all(states):  # the first step creates the state eagerly
-                    # lr enters the compiled step as a 0-d tensor: a scheduler's new value is a
-                    # new input, not a recompilation
-                    lr = self._lr_inputs.setdefault(id(group), torch.zeros((), dtype=torch.float64))
-                    hp["lr"] = lr.fill_(hp["lr"])
-                    step = _compiled(params[0].device.type, type(self).rule)
-                    step(type(self).rule, params, grads, states, hp)
-                else:
-                    _apply(type(self).rule, params, grads, states, hp)
-                for p, state, is_new in zip(params, states, new):
-                    if is_new and state:  # a stateless rule leaves no entry
-                        self.state[p] = state
+            if not params:
+                continue
+            hp = {key: group[key] for key in self.hyperparameters}
+            if isinstance(hp["lr"], torch.Tensor):
+                hp["lr"] = hp["lr"].item()
+            foreach = group.get("foreach")
+            if self.compile and all(states):  # the first step creates the state eagerly
+                # lr enters the compiled step as a 0-d tensor: a scheduler's new value is a
+                # new input, not a recompilation
+                lr = self._lr_inputs.setdefault(id(group), torch.zeros((), dtype=torch.float64))
+                hp["lr"] = lr.fill_(hp["lr"])
+                for b_params, b_grads, b_states in _buckets(params, grads, states):
+                    step = _compiled(b_params[0].device.type, type(self).rule, self.compile)
+                    step(type(self).rule, b_params, b_grads,
+                         {key: [s[key] for s in b_states] for key in b_states[0]}, hp)
+            elif self.compile or (_default_foreach(params) if foreach is None else foreach):
+                for b_params, b_grads, b_states in _buckets(params, grads, states):
+                    lists = {key: [s[key] for s in b_states] for key in b_states[0]}
+                    known = set(lists)
+                    _apply_many(type(self).rule, b_params, b_grads, lists, hp)
+                    for key in lists.keys() - known:  # entries the rule created: one per tensor
+                        value = lists[key]
+                        if not isinstance(value, list):
+                            value = [value.clone() if torch.is_tensor(value) else value
+                                     for _ in b_states]
+                        for s, v in zip(b_states, value, strict=True):
+                            s[key] = v
+            else:
+                _apply(type(self).rule, params, grads, states, hp)
+            for p, state, is_new in zip(params, states, new):
+                if is_new and state:  # a stateless rule leaves no entry
+                    self.state[p] = state
         return loss
 
 
