@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 
 import pytest
 
@@ -72,6 +73,86 @@ def test_parity_with_torch_optim(case):
     theirs = run(*make(getattr(torch.optim, name), problem, defaults, group), problem, STEPS)
     assert rel_err(ours, problem.x0) > 1e-2, "the run did not move: the test would be vacuous"
     assert rel_err(ours, theirs) <= 1e-12
+
+
+# torch.optim's foreach implementations round differently from its for-loop ones here: the
+# foreach parity below is not the for-loop parity under another name
+FOREACH_ROUNDS_DIFFERENTLY = {"NAdam", "RAdam"}
+
+
+@pytest.mark.parametrize("case", GRID, ids=ids)
+def test_foreach_parity_with_torch_optim_foreach(case):
+    """foreach=True: the same rules on lists of tensors (torch._foreach_* ops), bit for bit
+    torch.optim's multi-tensor implementation, which runs on CPU tensors too."""
+    name, defaults, group = case
+    problem = Problem(maximize=defaults.get("maximize", False))
+    fe = dict(defaults, foreach=True)
+    ours = run(*make(getattr(dt, name), problem, fe, group), problem, FOREACH_STEPS)
+    theirs = run(*make(getattr(torch.optim, name), problem, fe, group), problem, FOREACH_STEPS)
+    assert rel_err(ours, problem.x0) > 1e-2, "the run did not move: the test would be vacuous"
+    assert rel_err(ours, theirs) == 0.0
+    if name in FOREACH_ROUNDS_DIFFERENTLY:
+        loop = run(*make(torch.optim.NAdam if name == "NAdam" else torch.optim.RAdam, problem,
+                         dict(defaults, foreach=False), group), problem, FOREACH_STEPS)
+        assert rel_err(ours, loop) > 0.0, "foreach and for-loop agree: the case tells nothing"
+
+
+FOREACH_STEPS = 100
+
+
+@pytest.mark.parametrize("name", ["NAdam", "RAdam"])
+def test_foreach_default_follows_torch(name):
+    """foreach=None is torch's default: the for-loop on CPU tensors, foreach on CUDA."""
+    problem = Problem()
+    results = {fe: run(*make(getattr(dt, name), problem, dict(lr=0.01, foreach=fe), {}), problem, 20)
+               for fe in (None, False, True)}
+    assert rel_err(results[None], results[False]) == 0.0
+    assert rel_err(results[None], results[True]) > 0.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_foreach_when_some_tensors_missed_steps_and_dtypes_mix(name):
+    """Tensors without a gradient at some steps fall behind in their step count, and a group mixes
+    float64 and float32: the foreach step splits the group as torch does (device and dtype) and
+    by step count, and still matches torch.optim's foreach implementation bit for bit."""
+    problem = Problem()
+    defaults = {"Adadelta": {}, "SGD": dict(lr=0.01, momentum=0.9)}.get(name, dict(lr=0.01))
+    defaults["foreach"] = True
+    runs = []
+    for module in (dt, torch.optim):
+        params = [torch.tensor(x, dtype=torch.float64 if i != 1 else torch.float32)
+                  for i, x in enumerate(problem.x0)]
+        opt = getattr(module, name)(params, **defaults)
+        for k in range(12):
+            set_grads(problem, params)
+            if k < 3:
+                params[2].grad = None   # the third tensor starts late: its step count lags
+            opt.step()
+        runs.append([p.detach().double().numpy() for p in params])
+        if name != "SGD":  # (SGD keeps no step count)
+            assert [float(opt.state[p]["step"]) for p in params] == [12, 12, 9]
+    assert rel_err(*runs) == 0.0
+
+
+@pytest.mark.parametrize("name", NAMES + ["NAMSGrad"])
+def test_foreach_state_is_torch_optims(name):
+    """The optimizer state of foreach=True has the for-loop's and torch.optim's entries, dtypes,
+    shapes and devices: the same bytes of state per parameter."""
+    problem = Problem()
+    defaults = {"Adadelta": {}, "SGD": dict(lr=0.01, momentum=0.9)}.get(name, dict(lr=0.01))
+    layouts = []
+    for cls, fe in [(getattr(dt, name), True), (getattr(dt, name), False),
+                    (getattr(torch.optim, name, None), True)]:
+        if cls is None:  # NAMSGrad: not in torch.optim
+            continue
+        kwargs = dict(defaults, foreach=fe) if "foreach" in inspect.signature(cls).parameters else defaults
+        params, opt = make(cls, problem, kwargs, {})
+        run(params, opt, problem, 3)
+        layouts.append({i: {key: (v.dtype, tuple(v.shape), v.device, v.nelement() * v.element_size())
+                            for key, v in state.items()}
+                        for i, state in opt.state_dict()["state"].items()})
+    assert all(layout == layouts[0] for layout in layouts)
+    assert len(layouts[0]) == len(problem.x0)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -222,7 +303,8 @@ def test_complex_parameters_and_torch_only_flags_are_refused():
     for flag in ("fused", "capturable", "differentiable"):
         with pytest.raises(ValueError, match=f"does not implement {flag}=True"):
             dt.Adam([torch.zeros(2, requires_grad=True)], **{flag: True})
-    dt.Adam([torch.zeros(2, requires_grad=True)], foreach=True)  # accepted, no effect
+    with pytest.raises(ValueError, match="compile must be one of"):
+        dt.Adam([torch.zeros(2, requires_grad=True)], compile="max-autotune")
 
 
 def test_signatures_match_torch_optim():
