@@ -156,7 +156,7 @@ def _foreach(name, xs, *args, **kwargs):
 def _each(fn, *args):
     """Apply a helper entry by entry over the ``_Many`` arguments (others are shared)."""
     n = next(len(a) for a in args if isinstance(a, _Many))
-    cols = [a if isinstance(a, _Many) else [a] * n for a in args]
+    cols = [list(a) if isinstance(a, _Many) else [a] * n for a in args]  # plain lists: traceable
     return _Many([fn(*row) for row in zip(*cols, strict=True)])
 
 
@@ -750,9 +750,11 @@ def _ema_(m, x, beta):
 
 def _ema_sq_(v, x, beta):
     """Exponential moving average of squares in place: ``v ← beta * v + (1 - beta) * x²``."""
-    if _is_tensors(v) and _number(beta):
+    if _is_tensors(v):
         _foreach("mul_", v, beta)
-        return _foreach("addcmul_", v, x, x, 1 - beta)
+        if _number(beta):
+            return _foreach("addcmul_", v, x, x, 1 - beta)
+        return _foreach("add_", v, _foreach("mul_", _foreach("mul", x, x), 1 - beta))
     if isinstance(v, _Many):
         return _each(_ema_sq_, v, x, beta)
     if _is_numpy(v):
@@ -773,8 +775,10 @@ def _np_scaled_product(a, b, value):
 
 def _addcmul_(y, a, b, value):
     """``y ← y + value * a * b`` in place."""
-    if _is_tensors(y) and _number(value):
-        return _foreach("addcmul_", y, a, b, value)
+    if _is_tensors(y):
+        if _number(value):
+            return _foreach("addcmul_", y, a, b, value)
+        return _foreach("add_", y, _foreach("mul_", _foreach("mul", a, b), value))
     if isinstance(y, _Many):
         return _each(_addcmul_, y, a, b, value)
     if _is_numpy(y):
@@ -787,8 +791,10 @@ def _addcmul_(y, a, b, value):
 
 def _addcmul(y, a, b, value):
     """A new array ``y + value * a * b``."""
-    if _is_tensors(y) and _number(value):
-        return _Many(_foreach("addcmul", y, a, b, value))
+    if _is_tensors(y):
+        if _number(value):
+            return _Many(_foreach("addcmul", y, a, b, value))
+        return _Many(_foreach("add", y, _foreach("mul_", _foreach("mul", a, b), value)))
     if isinstance(y, _Many):
         return _each(_addcmul, y, a, b, value)
     if _is_numpy(y):
@@ -802,7 +808,9 @@ def _addcdiv_(y, a, b, value, *, scale_first=False):
     On a list of tensors, ``scale_first=True`` forms ``value * a`` first and adds it divided by
     ``b`` (torch.optim's foreach Adagrad); otherwise ``value`` goes to ``_foreach_addcdiv_``
     (its foreach Adam, NAdam, RMSprop)."""
-    if _is_tensors(y) and _number(value):
+    if _is_tensors(y):
+        if not _number(value):  # a 0-d tensor (compiled step): y + a / b * value
+            return _foreach("add_", y, _foreach("mul_", _foreach("div", a, b), value))
         if scale_first:
             return _foreach("addcdiv_", y, _foreach("mul", a, value), b)
         return _foreach("addcdiv_", y, a, b, value)
