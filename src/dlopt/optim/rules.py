@@ -572,9 +572,17 @@ def _check(**hyperparameters) -> None:
     """Raise ``ValueError`` (torch.optim's wording) for the first invalid hyperparameter.
 
     Skipped inside ``torch.compile`` (the optimizer validated them when it was built), so that a
-    comparison does not turn a changing learning rate into a recompilation."""
+    comparison does not turn a changing learning rate into a recompilation. Valid combinations of
+    plain numbers are remembered: a ``dlopt.torch`` step calls a rule once per tensor with the
+    same hyperparameters, and validating them each time was a fifth of its Python overhead."""
     if _compiling():
         return
+    key: tuple | None = tuple(hyperparameters.items())
+    try:
+        if key in _VALID:
+            return
+    except TypeError:  # an unhashable value (betas as a list): validated every time
+        key = None
     for name, value in hyperparameters.items():
         if name == "betas":
             for i, beta in enumerate(value):
@@ -588,6 +596,13 @@ def _check(**hyperparameters) -> None:
             ok, message = _RULES[name]
             if not ok(value):
                 raise ValueError(message.format(value))
+    if key is not None:
+        if len(_VALID) >= 4096:  # e.g. a learning-rate schedule: a new value at every step
+            _VALID.clear()
+        _VALID.add(key)
+
+
+_VALID: set = set()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,8 +686,16 @@ def _read(scalar):
 
 def _compiling() -> bool:
     """Are we being traced by ``torch.compile``? (Never imports torch: numpy users don't pay.)"""
-    torch = sys.modules.get("torch")
-    return torch is not None and torch.compiler.is_compiling()
+    is_compiling = _IS_COMPILING.get("torch")
+    if is_compiling is None:
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return False
+        is_compiling = _IS_COMPILING["torch"] = torch.compiler.is_compiling
+    return is_compiling()
+
+
+_IS_COMPILING: dict = {}  # torch.compiler.is_compiling, once torch is imported
 
 
 def _number(x) -> bool:
@@ -684,18 +707,18 @@ def _copy(x):
     """A new array equal to ``x``."""
     if isinstance(x, _Many):
         return _each(_copy, x)
-    return x.copy() if _is_numpy(x) else x.detach().clone()
+    return x.copy() if isinstance(x, np.ndarray) else x.detach().clone()
 
 
 def _plus(x, y, alpha):
     """A new array ``x + alpha * y``."""
-    if _is_tensors(x):
+    if type(x) is _Many and _is_tensors(x):
         if _number(alpha):
             return _Many(_foreach("add", x, y, alpha=alpha))
         return _Many(_foreach("add", x, _foreach("mul", y, alpha)))
     if isinstance(x, _Many):
         return _each(_plus, x, y, alpha)
-    return x.add(y, alpha=alpha) if not _is_numpy(x) and _number(alpha) else x + alpha * y
+    return x.add(y, alpha=alpha) if not isinstance(x, np.ndarray) and _number(alpha) else x + alpha * y
 
 
 def _decayed_grad(param, grad, *, lr, weight_decay, maximize=False, decoupled=False):
@@ -713,7 +736,7 @@ def _decayed_grad(param, grad, *, lr, weight_decay, maximize=False, decoupled=Fa
 
 def _axpy_(y, x, alpha):
     """``y ← y + alpha * x`` in place."""
-    if _is_tensors(y):
+    if type(y) is _Many and _is_tensors(y):
         if _number(alpha):
             _foreach("add_", y, x, alpha=alpha)
         else:  # a 0-d tensor (compiled step): as torch.optim's foreach SGD, y + x * alpha
@@ -721,7 +744,7 @@ def _axpy_(y, x, alpha):
         return y
     if isinstance(y, _Many):
         return _each(_axpy_, y, x, alpha)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         y += alpha * x
     elif _number(alpha):
         y.add_(x, alpha=alpha)
@@ -731,11 +754,11 @@ def _axpy_(y, x, alpha):
 
 def _ema_(m, x, beta):
     """Exponential moving average in place: ``m ← beta * m + (1 - beta) * x``."""
-    if _is_tensors(m) and _number(beta):
+    if type(m) is _Many and _is_tensors(m) and _number(beta):
         return _foreach("lerp_", m, x, 1 - beta)
     if isinstance(m, _Many):
         return _each(_ema_, m, x, beta)
-    if _is_numpy(m):
+    if isinstance(m, np.ndarray):
         w = 1 - beta  # torch's lerp: m + w (x - m), or x - (1 - w)(x - m) for w ≥ 1/2
         d = np.subtract(x, m)
         if abs(w) < 0.5:
@@ -750,14 +773,14 @@ def _ema_(m, x, beta):
 
 def _ema_sq_(v, x, beta):
     """Exponential moving average of squares in place: ``v ← beta * v + (1 - beta) * x²``."""
-    if _is_tensors(v):
+    if type(v) is _Many and _is_tensors(v):
         _foreach("mul_", v, beta)
         if _number(beta):
             return _foreach("addcmul_", v, x, x, 1 - beta)
         return _foreach("add_", v, _foreach("mul_", _foreach("mul", x, x), 1 - beta))
     if isinstance(v, _Many):
         return _each(_ema_sq_, v, x, beta)
-    if _is_numpy(v):
+    if isinstance(v, np.ndarray):
         v *= beta
         _addcmul_(v, x, x, 1 - beta)
     elif _number(beta):
@@ -775,13 +798,13 @@ def _np_scaled_product(a, b, value):
 
 def _addcmul_(y, a, b, value):
     """``y ← y + value * a * b`` in place."""
-    if _is_tensors(y):
+    if type(y) is _Many and _is_tensors(y):
         if _number(value):
             return _foreach("addcmul_", y, a, b, value)
         return _foreach("add_", y, _foreach("mul_", _foreach("mul", a, b), value))
     if isinstance(y, _Many):
         return _each(_addcmul_, y, a, b, value)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         y += _np_scaled_product(a, b, value)
     elif _number(value):
         y.addcmul_(a, b, value=value)
@@ -791,13 +814,13 @@ def _addcmul_(y, a, b, value):
 
 def _addcmul(y, a, b, value):
     """A new array ``y + value * a * b``."""
-    if _is_tensors(y):
+    if type(y) is _Many and _is_tensors(y):
         if _number(value):
             return _Many(_foreach("addcmul", y, a, b, value))
         return _Many(_foreach("add", y, _foreach("mul_", _foreach("mul", a, b), value)))
     if isinstance(y, _Many):
         return _each(_addcmul, y, a, b, value)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         return _np_scaled_product(a, b, value).__iadd__(y)
     return y.addcmul(a, b, value=value) if _number(value) else y + a * b * value
 
@@ -808,7 +831,7 @@ def _addcdiv_(y, a, b, value, *, scale_first=False):
     On a list of tensors, ``scale_first=True`` forms ``value * a`` first and adds it divided by
     ``b`` (torch.optim's foreach Adagrad); otherwise ``value`` goes to ``_foreach_addcdiv_``
     (its foreach Adam, NAdam, RMSprop)."""
-    if _is_tensors(y):
+    if type(y) is _Many and _is_tensors(y):
         if not _number(value):  # a 0-d tensor (compiled step): y + a / b * value
             return _foreach("add_", y, _foreach("mul_", _foreach("div", a, b), value))
         if scale_first:
@@ -816,7 +839,7 @@ def _addcdiv_(y, a, b, value, *, scale_first=False):
         return _foreach("addcdiv_", y, a, b, value)
     if isinstance(y, _Many):
         return _each(_addcdiv_, y, a, b, value)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         t = np.multiply(a, value)
         t /= b
         y += t
@@ -828,31 +851,31 @@ def _addcdiv_(y, a, b, value, *, scale_first=False):
 
 def _sqrt(x):
     """A new array ``√x``."""
-    if _is_tensors(x):
+    if type(x) is _Many and _is_tensors(x):
         return _Many(_foreach("sqrt", x))
     if isinstance(x, _Many):
         return _each(_sqrt, x)
-    return np.sqrt(x) if _is_numpy(x) else x.sqrt()
+    return np.sqrt(x) if isinstance(x, np.ndarray) else x.sqrt()
 
 
 def _sqrt_(x):
     """``x ← √x`` in place; returns ``x``."""
-    if _is_tensors(x):
+    if type(x) is _Many and _is_tensors(x):
         return _foreach("sqrt_", x)
     if isinstance(x, _Many):
         return _each(_sqrt_, x)
-    if _is_numpy(x):
+    if isinstance(x, np.ndarray):
         return np.sqrt(x, out=x)
     return x.sqrt_()
 
 
 def _max_(y, x):
     """``y ← max(y, x)`` elementwise in place; returns ``y``."""
-    if _is_tensors(y):
+    if type(y) is _Many and _is_tensors(y):
         return _foreach("maximum_", y, x)
     if isinstance(y, _Many):
         return _each(_max_, y, x)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         return np.maximum(y, x, out=y)
     import torch
 
@@ -862,7 +885,7 @@ def _max_(y, x):
 def _sqrt_div(v, c):
     """A new array ``√(v / c)`` for a positive number ``c``: torch.optim's single-tensor NAdam
     divides and takes the root, its foreach NAdam divides ``√v`` by ``√c``; so do these."""
-    if _is_tensors(v):
+    if type(v) is _Many and _is_tensors(v):
         return _Many(_foreach("div_", _foreach("sqrt", v), c**0.5))
     return _sqrt_(v / c)
 
@@ -875,7 +898,7 @@ def _rectified_step_(param, m, s, *, lr, r, bias_correction1, bias_correction2):
     subtracts ``m̂ η (√(1-β2^t) / s) r``; its foreach RAdam folds the scalars into a factor ``k``
     per tensor (``-0.0`` without rectification) and adds ``m · (1 / (s / k) + k')`` with
     ``k' = -η / (1-β1^t)`` without rectification (``-0.0`` with it)."""
-    if _is_tensors(param) and _number(lr) and _number(bias_correction1):
+    if type(param) is _Many and _is_tensors(param) and _number(lr) and _number(bias_correction1):
         rect, unrectified = (0, 1.0) if r is None else (r, 0)
         k = bias_correction2**0.5 * (lr * rect / bias_correction1) * -1
         step = _foreach("reciprocal_", _foreach("div", s, k))

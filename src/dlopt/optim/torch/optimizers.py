@@ -59,6 +59,7 @@ __all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam", "R
 def _apply(rule, params, grads, states, hyperparameters):
     """One step of ``rule`` on every parameter of a group, tensor by tensor (``foreach=False``,
     and what ``compile=True`` compiles)."""
+    rule = rule.__wrapped__  # the rule itself: the shell has checked its tensors
     for param, grad, state in zip(params, grads, states):
         rule(param, grad, state, **hyperparameters)
 
@@ -71,7 +72,7 @@ def _apply_many(rule, params, grads, state, hyperparameters):
     ``state`` maps each state name to the list of the tensors' entries; the rule's new entries
     (first step) are left in it for the caller to hand back to the tensors."""
     many = {key: _Many(value) if isinstance(value, list) else value for key, value in state.items()}
-    rule(params, grads, many, **hyperparameters)
+    rule.__wrapped__(_Many(params), _Many(grads), many, **hyperparameters)  # tensors checked by the shell
     state.update(many)
 
 
