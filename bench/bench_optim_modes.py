@@ -12,9 +12,10 @@ drift of a shared machine affects all alike): median milliseconds per step of
 and the ratios dlopt / torch in the same mode (loop/loop, foreach/foreach, compiled/fused) and
 for the defaults (``foreach=None`` for both: the for-loop on CPU, foreach on CUDA).
 
-Memory: the optimizer state (bytes of the ``state_dict`` tensors) of each variant, and the peak of
-the temporary memory one step allocates on top of it (CPU: the allocation events of
-``torch.profiler``; CUDA: ``torch.cuda.max_memory_allocated``). Growth: RSS (CPU) or allocated
+Memory: the optimizer state (bytes of the ``state_dict`` tensors) of each variant, and the
+temporary memory of one step: on CUDA its peak above the state (``torch.cuda.max_memory_allocated``),
+on CPU the bytes its operators allocate (``torch.profiler`` memory events; torch has no CPU peak
+counter). Growth: RSS (CPU) or allocated
 memory (CUDA), and Python objects (``tracemalloc``), after 1000 steps of each dlopt mode, against
 the same after the warm-up.
 
@@ -80,7 +81,9 @@ def state_bytes(opt) -> int:
 
 
 def step_peak_bytes(step, dev) -> int:
-    """The peak of the memory one call of ``step`` allocates beyond what exists before it."""
+    """Temporary memory of one call of ``step``: on CUDA the peak above what exists before it; on
+    CPU, where torch keeps no such counter, the bytes the step's operators allocate (the profiler's
+    memory events; an upper bound of the peak, which for a for-loop is about one tensor's worth)."""
     if dev.type == "cuda":
         sync(dev)
         base = torch.cuda.memory_allocated(dev)
@@ -92,12 +95,9 @@ def step_peak_bytes(step, dev) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
-    events = sorted((e for e in prof.events() if e.name == "[memory]"), key=lambda e: e.time_range.start)
-    level = peak = 0
-    for e in events:
-        level += e.cpu_memory_usage
-        peak = max(peak, level)
-    return peak
+    # an operator's usage includes its children's: count each allocation once, where it is made
+    return sum(max(0, e.cpu_memory_usage - sum(c.cpu_memory_usage for c in e.cpu_children))
+               for e in prof.events())
 
 
 class Layout:
@@ -254,7 +254,8 @@ def main(argv=None):
         jobs.append((Transformer(dev), "AdamW", dict(lr=1e-3), not args.no_compile and args.compile_all))
         table = ["| case | optimizer | torch loop | torch foreach | torch fused | dlopt loop | dlopt foreach "
                  "| dlopt compiled | loop ratio | foreach ratio | compiled/fused | default ratio | state MB "
-                 "(torch/dlopt) | step peak MB loop/foreach/fused · dlopt loop/foreach/compiled | compile s |",
+                 "(torch/dlopt) | step temporaries MB torch loop/foreach/fused · dlopt loop/foreach/compiled "
+                 "| compile s |",
                  "|" + "---|" * 15]
         print("\n".join(table), flush=True)
         for case, name, kwargs, compiled in jobs:
@@ -285,7 +286,9 @@ def main(argv=None):
         what = "allocated CUDA memory" if dev.type == "cuda" else "RSS"
         tail = ["", "Milliseconds per step (lower is better); ratios are dlopt / torch in the same mode "
                 f"(default: both with foreach=None, i.e. {default}). State MB: torch loop / dlopt loop / "
-                "foreach / compiled. Step peak: temporary memory one step allocates beyond the state.", "",
+                "foreach / compiled. Step temporaries: "
+                + ("peak above the state" if dev.type == "cuda" else "bytes allocated during one step")
+                + ", torch · dlopt.", "",
                 "Growth over 1000 AdamW steps (50 × 1000 parameters), after 20 warm-up steps: "
                 + "; ".join(f"{mode}: {what} {d / 1024:+.0f} KiB, Python objects {p / 1024:+.1f} KiB"
                             for mode, d, p in grow) + ".", "",
