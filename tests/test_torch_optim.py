@@ -379,6 +379,48 @@ def test_cuda_matches_torch_optim_for_loop(name, dtype):
 
 
 @cuda
+@pytest.mark.parametrize("case", GRID, ids=ids)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_foreach_matches_torch_optim_foreach(case, dtype):
+    """On CUDA the _foreach ops are real multi-tensor kernels: still torch.optim's foreach
+    implementation bit for bit (float64; float32 to its rounding)."""
+    name, defaults, group = case
+    problem = Problem(maximize=defaults.get("maximize", False))
+    fe = dict(defaults, foreach=True)
+    ours = run(*make(getattr(dt, name), problem, fe, group, dtype, "cuda"), problem, 50)
+    theirs = run(*make(getattr(torch.optim, name), problem, fe, group, dtype, "cuda"), problem, 50)
+    assert rel_err(ours, theirs) <= (0.0 if dtype == torch.float64 else 1e-6)
+
+
+@cuda
+@pytest.mark.parametrize("name", ["NAdam", "RAdam"])
+def test_cuda_foreach_is_the_default(name):
+    problem = Problem()
+    default = run(*make(getattr(dt, name), problem, dict(lr=0.01), {}, device="cuda"), problem, 20)
+    fe = run(*make(getattr(dt, name), problem, dict(lr=0.01, foreach=True), {}, device="cuda"), problem, 20)
+    assert rel_err(default, fe) == 0.0
+
+
+@cuda
+def test_cuda_compile_reduce_overhead_matches_eager():
+    """compile="reduce-overhead" (CUDA graphs where inductor can use them) gives the eager step."""
+    runs = []
+    for compile in (False, "reduce-overhead"):
+        params = [torch.linspace(-1, 1, 3000, device="cuda").reshape(30, 100),
+                  torch.linspace(2, 3, 70, device="cuda")]
+        grads = [torch.zeros_like(p) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g  # the same gradient tensors at every step: stable addresses
+        opt = dt.AdamW(params, lr=0.01, compile=compile)
+        for _ in range(6):
+            for p in params:
+                p.grad.copy_(torch.sin(3 * p) + p)
+            opt.step()
+        runs.append([p.cpu().numpy() for p in params])
+    assert rel_err(*runs) <= 1e-5
+
+
+@cuda
 def test_cuda_state_dict_round_trip():
     problem = Problem()
     params, opt = make(dt.Adam, problem, dict(lr=0.01), {}, device="cuda")

@@ -35,7 +35,13 @@ The rules:
 
 On torch tensors the rules use the operations of ``torch.optim``'s single-tensor
 (``foreach=False``) implementations, in the same order, so they reproduce ``torch.optim``'s
-trajectories; on numpy arrays they use the same arithmetic through numpy ufuncs.
+trajectories; on numpy arrays they use the same arithmetic through numpy ufuncs. On a list of
+torch tensors the same body runs once for the whole list: its arithmetic and helpers are
+``torch._foreach_*`` operations in the order of ``torch.optim``'s multi-tensor (``foreach=True``)
+implementations. Where torch's two implementations round differently (NAdam's
+:math:`\sqrt{v/(1-\beta_2^t)}`, RAdam's step, the order in which Adagrad scales its step), the
+helper the rule calls (``_sqrt_div``, ``_rectified_step_``, ``_addcdiv_(..., scale_first=True)``)
+rounds as each of them does, so ``dlopt.torch`` is bit for bit ``torch.optim`` in both modes.
 
 Writing the update in place keeps one pass over memory, which is what makes the torch shells fast
 (an out-of-place ``m = b1*m + (1-b1)*g`` allocates a temporary per term). The small helpers at the
