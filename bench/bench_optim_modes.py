@@ -20,9 +20,9 @@ memory (CUDA), and Python objects (``tracemalloc``), after 1000 steps of each dl
 the same after the warm-up.
 
 Compilation takes tens of seconds per layout on a small CPU and grows with the number of tensors,
-so ``compile=True`` is measured by default at 1 × 10M and 100 × 100k only (``--compile-all`` adds
-1000 × 10k and the transformer). The table is printed and written to
-``bench/results/<device>-<model>.md``. Run: ``python bench/bench_optim_modes.py [--quick]``.
+so ``compile=True`` is measured by default at 1 × 10M (every optimizer) and 100 × 100k (AdamW)
+only (``--compile-all`` adds the rest; ``--cases`` picks rows). The table is printed and written
+to ``bench/results/<device>-<model>.md``. Run: ``python bench/bench_optim_modes.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -229,6 +229,8 @@ def main(argv=None):
     parser.add_argument("--compile-all", action="store_true", help="compile at every layout and the transformer")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: both where available)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--cases", nargs="*", default=None,
+                        help="only the rows whose label contains one of these words (e.g. transformer 1000×)")
     args, _ = parser.parse_known_args(argv)  # bench/run.py passes its own filter words
 
     numel = args.numel or (1_000_000 if args.quick else 10_000_000)
@@ -252,6 +254,8 @@ def main(argv=None):
                                                     or i == 0)
                 jobs.append((layout, name, kwargs, compiled))
         jobs.append((Transformer(dev), "AdamW", dict(lr=1e-3), not args.no_compile and args.compile_all))
+        if args.cases:
+            jobs = [job for job in jobs if any(word in job[0].label for word in args.cases)]
         table = ["| case | optimizer | torch loop | torch foreach | torch fused | dlopt loop | dlopt foreach "
                  "| dlopt compiled | loop ratio | foreach ratio | compiled/fused | default ratio | state MB "
                  "(torch/dlopt) | step temporaries MB torch loop/foreach/fused · dlopt loop/foreach/compiled "
