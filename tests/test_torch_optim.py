@@ -460,6 +460,28 @@ def test_compile_matches_eager_without_recompiling():
                              torch.linspace(2, 3, 7).numpy()]) > 1e-3
 
 
+def test_compile_chunks_of_one_layout_compile_once(monkeypatch):
+    """compile=True compiles a group in chunks of COMPILE_CHUNK tensors; chunks of one layout
+    share one compiled graph (1000 tensors of one shape compile like 100)."""
+    from dlopt.optim.torch import optimizers
+
+    monkeypatch.setattr(optimizers, "COMPILE_CHUNK", 2)
+    runs = []
+    for compile in (False, True):
+        params = [torch.linspace(-1, 1, 6) + k for k in range(4)]
+        opt = dt.SGD(params, lr=0.1, momentum=0.9, compile=compile)
+        before = len(optimizers._compiled_steps)
+        for _ in range(4):
+            for p in params:
+                p.grad = torch.sin(3 * p)
+            opt.step()
+        runs.append([p.numpy().copy() for p in params])
+        if compile:
+            assert len(opt._compiled_chunks) == 2
+            assert len(optimizers._compiled_steps) - before <= 1  # one layout: one graph
+    assert rel_err(*runs) <= 1e-6
+
+
 @cuda
 @pytest.mark.parametrize("name", ["Adam", "SGD", "RMSprop"])
 def test_cuda_compile_matches_eager(name):

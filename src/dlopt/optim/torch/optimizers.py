@@ -107,9 +107,10 @@ def _buckets(params, grads, states):
 _compiled_steps: dict = {}
 
 
-def _compiled(device_type: str, rule, mode="default"):
-    """``torch.compile(_apply)`` for one device type, rule and mode, built once and shared by all
-    optimizers of that rule: the step of a whole parameter group is one graph.
+def _compiled(device_type: str, rule, mode="default", layout=None):
+    """``torch.compile(_apply)`` for one device type, rule, mode and layout of tensors, built once
+    and shared by all optimizers of that rule: the step of up to ``COMPILE_CHUNK`` tensors of a
+    group is one graph, and chunks of the same layout (shapes, dtypes, state entries) share it.
 
     It is the rule traced tensor by tensor, not on lists of tensors: inductor fuses each tensor's
     update into one loop (one pass over memory), and on CUDA ``combo_kernels`` groups the
@@ -119,10 +120,12 @@ def _compiled(device_type: str, rule, mode="default"):
     ``_foreach`` op (measured: 5× ``fused=True`` at 100 tensors × 100k against about 1.1× for
     this form).
 
-    Each (device type, rule, mode) gets its own copy of ``_apply``, hence its own compilation
-    cache: one entry per layout of a group (number of tensors, their shapes, strides, dtypes and
-    state entries); dynamo keeps at most ``torch._dynamo.config.cache_size_limit`` (8) of them per
-    function and then falls back to eager with a warning. Inside the compiled step the rules read
+    Each (device type, rule, mode, layout) gets its own copy of ``_apply``, hence its own
+    compilation cache, so dynamo's limit of entries per function
+    (``torch._dynamo.config.cache_size_limit``) is not reached by models with many shapes. The
+    chunks bound the compile time: inductor's time grows faster than the size of the graph (1000
+    tensors in one graph took more than 10 minutes on a shared 2-core CPU), while 1000 tensors of one shape are
+    10 chunks of one layout, compiled once. Inside the compiled step the rules read
     step counters as 0-d tensors (see ``dlopt.rules._read``) and the shell passes ``lr`` as a 0-d
     tensor, so a new step or learning rate is a new input value, not a recompilation. A low
     ``realize_opcount_threshold`` makes inductor compute step-dependent scalars (bias corrections)
@@ -132,7 +135,7 @@ def _compiled(device_type: str, rule, mode="default"):
     input's shape, stride and dtype. ``mode="reduce-overhead"`` adds CUDA graphs (inductor's
     ``triton.cudagraphs``): one replay per step instead of one launch per kernel.
     """
-    key = (device_type, rule, mode)
+    key = (device_type, rule, mode, layout)
     step = _compiled_steps.get(key)
     if step is None:
         import types
@@ -143,7 +146,7 @@ def _compiled(device_type: str, rule, mode="default"):
             options["combo_kernels"] = True
             if mode == "reduce-overhead":
                 options["triton.cudagraphs"] = True
-        code = _apply.__code__.replace(co_name=f"_apply_{rule.__name__}_{device_type}")
+        code = _apply.__code__.replace(co_name=f"_apply_{rule.__name__}_{device_type}_{len(_compiled_steps)}")
         try:
             step = torch.compile(types.FunctionType(code, _apply.__globals__, code.co_name),
                                  dynamic=False, options=options)
@@ -157,6 +160,7 @@ def _compiled(device_type: str, rule, mode="default"):
 
 
 _COMPILE_MODES = (False, True, "default", "reduce-overhead")
+COMPILE_CHUNK = 100  # tensors per compiled graph (see _compiled)
 
 
 class _RuleOptimizer(Optimizer):
@@ -191,15 +195,13 @@ class _RuleOptimizer(Optimizer):
         super().__init__(params, defaults)
         self.compile = "default" if compile is True else compile
         self._lr_inputs: dict[int, torch.Tensor] = {}
-        if self.compile:
-            for group in self.param_groups:
-                for p in group["params"]:
-                    _compiled(p.device.type, type(self).rule, self.compile)
+        self._compiled_chunks: dict[tuple, Any] = {}
 
     def __setstate__(self, state):
         super().__setstate__(state)
         self.__dict__.setdefault("compile", False)  # unpickled without __init__
         self.__dict__.setdefault("_lr_inputs", {})
+        self.__dict__.setdefault("_compiled_chunks", {})
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
@@ -241,8 +243,16 @@ class _RuleOptimizer(Optimizer):
                 # new input, not a recompilation
                 lr = self._lr_inputs.setdefault(id(group), torch.zeros((), dtype=torch.float64))
                 hp["lr"] = lr.fill_(hp["lr"])
-                step = _compiled(params[0].device.type, type(self).rule, self.compile)
-                step(type(self).rule, params, grads, states, hp)
+                for lo in range(0, len(params), COMPILE_CHUNK):
+                    chunk = slice(lo, lo + COMPILE_CHUNK)
+                    ids = tuple(map(id, params[chunk]))  # cheap lookup; dynamo's guards check the rest
+                    step = self._compiled_chunks.get(ids)
+                    if step is None:
+                        layout = tuple((p.shape, p.dtype, p.device, tuple(s))
+                                       for p, s in zip(params[chunk], states[chunk]))
+                        step = self._compiled_chunks[ids] = _compiled(
+                            params[lo].device.type, type(self).rule, self.compile, layout)
+                    step(type(self).rule, params[chunk], grads[chunk], states[chunk], hp)
             elif _default_foreach(params) if foreach is None else foreach:
                 for b_params, b_grads, b_states in _buckets(params, grads, states):
                     lists = {key: [s[key] for s in b_states] for key in b_states[0]}
