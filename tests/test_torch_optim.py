@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 
 import pytest
 
@@ -72,6 +73,86 @@ def test_parity_with_torch_optim(case):
     theirs = run(*make(getattr(torch.optim, name), problem, defaults, group), problem, STEPS)
     assert rel_err(ours, problem.x0) > 1e-2, "the run did not move: the test would be vacuous"
     assert rel_err(ours, theirs) <= 1e-12
+
+
+# torch.optim's foreach implementations round differently from its for-loop ones here: the
+# foreach parity below is not the for-loop parity under another name
+FOREACH_ROUNDS_DIFFERENTLY = {"NAdam", "RAdam"}
+
+
+@pytest.mark.parametrize("case", GRID, ids=ids)
+def test_foreach_parity_with_torch_optim_foreach(case):
+    """foreach=True: the same rules on lists of tensors (torch._foreach_* ops), bit for bit
+    torch.optim's multi-tensor implementation, which runs on CPU tensors too."""
+    name, defaults, group = case
+    problem = Problem(maximize=defaults.get("maximize", False))
+    fe = dict(defaults, foreach=True)
+    ours = run(*make(getattr(dt, name), problem, fe, group), problem, FOREACH_STEPS)
+    theirs = run(*make(getattr(torch.optim, name), problem, fe, group), problem, FOREACH_STEPS)
+    assert rel_err(ours, problem.x0) > 1e-2, "the run did not move: the test would be vacuous"
+    assert rel_err(ours, theirs) == 0.0
+    if name in FOREACH_ROUNDS_DIFFERENTLY:
+        loop = run(*make(torch.optim.NAdam if name == "NAdam" else torch.optim.RAdam, problem,
+                         dict(defaults, foreach=False), group), problem, FOREACH_STEPS)
+        assert rel_err(ours, loop) > 0.0, "foreach and for-loop agree: the case tells nothing"
+
+
+FOREACH_STEPS = 100
+
+
+@pytest.mark.parametrize("name", ["NAdam", "RAdam"])
+def test_foreach_default_follows_torch(name):
+    """foreach=None is torch's default: the for-loop on CPU tensors, foreach on CUDA."""
+    problem = Problem()
+    results = {fe: run(*make(getattr(dt, name), problem, dict(lr=0.01, foreach=fe), {}), problem, 20)
+               for fe in (None, False, True)}
+    assert rel_err(results[None], results[False]) == 0.0
+    assert rel_err(results[None], results[True]) > 0.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_foreach_when_some_tensors_missed_steps_and_dtypes_mix(name):
+    """Tensors without a gradient at some steps fall behind in their step count, and a group mixes
+    float64 and float32: the foreach step splits the group as torch does (device and dtype) and
+    by step count, and still matches torch.optim's foreach implementation bit for bit."""
+    problem = Problem()
+    defaults = {"Adadelta": {}, "SGD": dict(lr=0.01, momentum=0.9)}.get(name, dict(lr=0.01))
+    defaults["foreach"] = True
+    runs = []
+    for module in (dt, torch.optim):
+        params = [torch.tensor(x, dtype=torch.float64 if i != 1 else torch.float32)
+                  for i, x in enumerate(problem.x0)]
+        opt = getattr(module, name)(params, **defaults)
+        for k in range(12):
+            set_grads(problem, params)
+            if k < 3:
+                params[2].grad = None   # the third tensor starts late: its step count lags
+            opt.step()
+        runs.append([p.detach().double().numpy() for p in params])
+        if name != "SGD":  # (SGD keeps no step count)
+            assert [float(opt.state[p]["step"]) for p in params] == [12, 12, 9]
+    assert rel_err(*runs) == 0.0
+
+
+@pytest.mark.parametrize("name", NAMES + ["NAMSGrad"])
+def test_foreach_state_is_torch_optims(name):
+    """The optimizer state of foreach=True has the for-loop's and torch.optim's entries, dtypes,
+    shapes and devices: the same bytes of state per parameter."""
+    problem = Problem()
+    defaults = {"Adadelta": {}, "SGD": dict(lr=0.01, momentum=0.9)}.get(name, dict(lr=0.01))
+    layouts = []
+    for cls, fe in [(getattr(dt, name), True), (getattr(dt, name), False),
+                    (getattr(torch.optim, name, None), True)]:
+        if cls is None:  # NAMSGrad: not in torch.optim
+            continue
+        kwargs = dict(defaults, foreach=fe) if "foreach" in inspect.signature(cls).parameters else defaults
+        params, opt = make(cls, problem, kwargs, {})
+        run(params, opt, problem, 3)
+        layouts.append({i: {key: (v.dtype, tuple(v.shape), v.device, v.nelement() * v.element_size())
+                            for key, v in state.items()}
+                        for i, state in opt.state_dict()["state"].items()})
+    assert all(layout == layouts[0] for layout in layouts)
+    assert len(layouts[0]) == len(problem.x0)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -222,7 +303,8 @@ def test_complex_parameters_and_torch_only_flags_are_refused():
     for flag in ("fused", "capturable", "differentiable"):
         with pytest.raises(ValueError, match=f"does not implement {flag}=True"):
             dt.Adam([torch.zeros(2, requires_grad=True)], **{flag: True})
-    dt.Adam([torch.zeros(2, requires_grad=True)], foreach=True)  # accepted, no effect
+    with pytest.raises(ValueError, match="compile must be one of"):
+        dt.Adam([torch.zeros(2, requires_grad=True)], compile="max-autotune")
 
 
 def test_signatures_match_torch_optim():
@@ -297,6 +379,48 @@ def test_cuda_matches_torch_optim_for_loop(name, dtype):
 
 
 @cuda
+@pytest.mark.parametrize("case", GRID, ids=ids)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_foreach_matches_torch_optim_foreach(case, dtype):
+    """On CUDA the _foreach ops are real multi-tensor kernels: still torch.optim's foreach
+    implementation bit for bit (float64; float32 to its rounding)."""
+    name, defaults, group = case
+    problem = Problem(maximize=defaults.get("maximize", False))
+    fe = dict(defaults, foreach=True)
+    ours = run(*make(getattr(dt, name), problem, fe, group, dtype, "cuda"), problem, 50)
+    theirs = run(*make(getattr(torch.optim, name), problem, fe, group, dtype, "cuda"), problem, 50)
+    assert rel_err(ours, theirs) <= (0.0 if dtype == torch.float64 else 1e-6)
+
+
+@cuda
+@pytest.mark.parametrize("name", ["NAdam", "RAdam"])
+def test_cuda_foreach_is_the_default(name):
+    problem = Problem()
+    default = run(*make(getattr(dt, name), problem, dict(lr=0.01), {}, device="cuda"), problem, 20)
+    fe = run(*make(getattr(dt, name), problem, dict(lr=0.01, foreach=True), {}, device="cuda"), problem, 20)
+    assert rel_err(default, fe) == 0.0
+
+
+@cuda
+def test_cuda_compile_reduce_overhead_matches_eager():
+    """compile="reduce-overhead" (CUDA graphs where inductor can use them) gives the eager step."""
+    runs = []
+    for compile in (False, "reduce-overhead"):
+        params = [torch.linspace(-1, 1, 3000, device="cuda").reshape(30, 100),
+                  torch.linspace(2, 3, 70, device="cuda")]
+        grads = [torch.zeros_like(p) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g  # the same gradient tensors at every step: stable addresses
+        opt = dt.AdamW(params, lr=0.01, compile=compile)
+        for _ in range(6):
+            for p in params:
+                p.grad.copy_(torch.sin(3 * p) + p)
+            opt.step()
+        runs.append([p.cpu().numpy() for p in params])
+    assert rel_err(*runs) <= 1e-5
+
+
+@cuda
 def test_cuda_state_dict_round_trip():
     problem = Problem()
     params, opt = make(dt.Adam, problem, dict(lr=0.01), {}, device="cuda")
@@ -334,6 +458,28 @@ def test_compile_matches_eager_without_recompiling():
     assert rel_err(*runs) <= 1e-5
     assert rel_err(runs[0], [torch.linspace(-1, 1, 300).reshape(30, 10).numpy(),
                              torch.linspace(2, 3, 7).numpy()]) > 1e-3
+
+
+def test_compile_chunks_of_one_layout_compile_once(monkeypatch):
+    """compile=True compiles a group in chunks of COMPILE_CHUNK tensors; chunks of one layout
+    share one compiled graph (1000 tensors of one shape compile like 100)."""
+    from dlopt.optim.torch import optimizers
+
+    monkeypatch.setattr(optimizers, "COMPILE_CHUNK", 2)
+    runs = []
+    for compile in (False, True):
+        params = [torch.linspace(-1, 1, 6) + k for k in range(4)]
+        opt = dt.SGD(params, lr=0.1, momentum=0.9, compile=compile)
+        before = len(optimizers._compiled_steps)
+        for _ in range(4):
+            for p in params:
+                p.grad = torch.sin(3 * p)
+            opt.step()
+        runs.append([p.numpy().copy() for p in params])
+        if compile:
+            assert len(opt._compiled_chunks) == 2
+            assert len(optimizers._compiled_steps) - before <= 1  # one layout: one graph
+    assert rel_err(*runs) <= 1e-6
 
 
 @cuda

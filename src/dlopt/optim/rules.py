@@ -35,7 +35,13 @@ The rules:
 
 On torch tensors the rules use the operations of ``torch.optim``'s single-tensor
 (``foreach=False``) implementations, in the same order, so they reproduce ``torch.optim``'s
-trajectories; on numpy arrays they use the same arithmetic through numpy ufuncs.
+trajectories; on numpy arrays they use the same arithmetic through numpy ufuncs. On a list of
+torch tensors the same body runs once for the whole list: its arithmetic and helpers are
+``torch._foreach_*`` operations in the order of ``torch.optim``'s multi-tensor (``foreach=True``)
+implementations. Where torch's two implementations round differently (NAdam's
+:math:`\sqrt{v/(1-\beta_2^t)}`, RAdam's step, the order in which Adagrad scales its step), the
+helper the rule calls (``_sqrt_div``, ``_rectified_step_``, ``_addcdiv_(..., scale_first=True)``)
+rounds as each of them does, so ``dlopt.torch`` is bit for bit ``torch.optim`` in both modes.
 
 Writing the update in place keeps one pass over memory, which is what makes the torch shells fast
 (an out-of-place ``m = b1*m + (1-b1)*g`` allocates a temporary per term). The small helpers at the
@@ -79,45 +85,93 @@ class _Many(list):
     """Several arrays (or tensors) updated as one parameter: arithmetic applies entry by entry.
 
     A rule called with a list or dict of arrays sees its parameters, gradients and state buffers as
-    ``_Many`` lists, so its body -- ``v *= beta``, ``m / (1 - beta1**t)`` -- is unchanged; the
-    helpers below dispatch a ``_Many`` entry by entry (the place a list of tensors can go to
-    ``torch._foreach_*`` ops).
+    ``_Many`` lists, so its body -- ``v *= beta``, ``m / (1 - beta1**t)`` -- is unchanged. On numpy
+    arrays the arithmetic and the helpers below go entry by entry; on torch tensors they call one
+    ``torch._foreach_*`` op for the whole list (the multi-tensor path of ``torch.optim``'s
+    ``foreach=True``, in its order of operations).
     """
 
     __slots__ = ()
     __array_ufunc__ = None  # numpy scalars defer to _Many's reflected operators
 
     def _map(self, fn, other):
+        if _is_tensors(self):
+            return _Many(_foreach(_FOREACH[fn], self, other))
         if isinstance(other, _Many):
-            return _Many(fn(a, b) for a, b in zip(self, other, strict=True))
-        return _Many(fn(a, other) for a in self)
+            return _Many([fn(a, b) for a, b in zip(self, other, strict=True)])
+        return _Many([fn(a, other) for a in self])
 
     def _imap(self, fn, other):
+        if _is_tensors(self):
+            _foreach(_FOREACH[fn], self, other)
+            return self
         others = other if isinstance(other, _Many) else [other] * len(self)
         for i, (a, b) in enumerate(zip(self, others, strict=True)):
             self[i] = fn(a, b)  # numpy and torch update ``a`` in place and return it
         return self
 
     def __add__(self, o): return self._map(operator.add, o)  # noqa: E704
-    def __radd__(self, o): return self._map(lambda a, b: b + a, o)  # noqa: E704
+    def __radd__(self, o): return self._map(operator.add, o) if _is_tensors(self) else self._map(lambda a, b: b + a, o)  # noqa: E501, E704
     def __sub__(self, o): return self._map(operator.sub, o)  # noqa: E704
-    def __rsub__(self, o): return self._map(lambda a, b: b - a, o)  # noqa: E704
     def __mul__(self, o): return self._map(operator.mul, o)  # noqa: E704
-    def __rmul__(self, o): return self._map(lambda a, b: b * a, o)  # noqa: E704
+    def __rmul__(self, o): return self._map(operator.mul, o) if _is_tensors(self) else self._map(lambda a, b: b * a, o)  # noqa: E501, E704
     def __truediv__(self, o): return self._map(operator.truediv, o)  # noqa: E704
-    def __rtruediv__(self, o): return self._map(lambda a, b: b / a, o)  # noqa: E704
-    def __neg__(self): return _Many(-a for a in self)  # noqa: E704
     def __iadd__(self, o): return self._imap(operator.iadd, o)  # noqa: E704
     def __isub__(self, o): return self._imap(operator.isub, o)  # noqa: E704
     def __imul__(self, o): return self._imap(operator.imul, o)  # noqa: E704
     def __itruediv__(self, o): return self._imap(operator.itruediv, o)  # noqa: E704
 
+    def __neg__(self):
+        return _Many(_foreach("neg", self) if _is_tensors(self) else [-a for a in self])
+
+    def __rsub__(self, o):  # o - x
+        if _is_tensors(self):
+            return _Many(_foreach("add_", _foreach("neg", self), o))  # -x + o, exactly o - x
+        return self._map(lambda a, b: b - a, o)
+
+    def __rtruediv__(self, o):  # o / x
+        if _is_tensors(self):  # as torch's Tensor.__rtruediv__: x.reciprocal() * o
+            return _Many(_foreach("mul_", _foreach("reciprocal", self), o))
+        return self._map(lambda a, b: b / a, o)
+
+
+# the torch._foreach_* op that applies an operator to a list of tensors
+_FOREACH = {operator.add: "add", operator.sub: "sub", operator.mul: "mul", operator.truediv: "div",
+            operator.iadd: "add_", operator.isub: "sub_", operator.imul: "mul_",
+            operator.itruediv: "div_"}
+
+
+def _is_tensors(x) -> bool:
+    """Is ``x`` a ``_Many`` of torch tensors (the lists that go to ``torch._foreach_*`` ops)?"""
+    return isinstance(x, _Many) and not isinstance(x[0], np.ndarray)
+
+
+def _foreach(name, xs, *args, **kwargs):
+    """``torch._foreach_<name>(xs, *args)``; returns the new list (in place: ``xs``).
+
+    A 0-d tensor as the scalar (the learning rate
+    or a bias correction inside a compiled step) goes to the ``Tensor`` overloads, which exist for
+    ``add``, ``mul`` and ``div``; ``x - s`` becomes ``x + (-s)``, which IEEE arithmetic rounds the
+    same."""
+    import torch
+
+    if name.startswith("sub") and args and not isinstance(args[0], (_Many, int, float)):
+        name, args = "add" + name[3:], (-args[0], *args[1:])
+    # plain lists in: torch.compile does not trace a list subclass into an op's arguments
+    out = getattr(torch, "_foreach_" + name)(
+        list(xs), *[list(a) if isinstance(a, _Many) else a for a in args], **kwargs)
+    return xs if name.endswith("_") else out
+
+
+#: the public name of the parameter-collection type, for the multi-tensor path of dlopt.torch
+Many = _Many
+
 
 def _each(fn, *args):
     """Apply a helper entry by entry over the ``_Many`` arguments (others are shared)."""
     n = next(len(a) for a in args if isinstance(a, _Many))
-    cols = [a if isinstance(a, _Many) else [a] * n for a in args]
-    return _Many(fn(*row) for row in zip(*cols, strict=True))
+    cols = [list(a) if isinstance(a, _Many) else [a] * n for a in args]  # plain lists: traceable
+    return _Many([fn(*row) for row in zip(*cols, strict=True)])
 
 
 def _as_param(x, what: str):
@@ -154,7 +208,7 @@ def _over_collections(rule):
                 raise TypeError(f"with {len(param)} parameters, grad must be a list of {len(param)} arrays")
             if not param:
                 raise ValueError("empty list of parameters")
-            param = _Many(_as_param(p, f"parameter {i}") for i, p in enumerate(param))
+            param = _Many([_as_param(p, f"parameter {i}") for i, p in enumerate(param)])
             grad = _Many(grad)
         elif not isinstance(param, _Many):
             _as_param(param, "param")
@@ -295,7 +349,7 @@ def adagrad(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
     _addcmul_(G, g, g, 1)                 # G ← G + g²
     std = _sqrt(G)
     std += eps                            # √G + ε
-    _addcdiv_(param, g, std, -clr)        # x ← x - η_t g / (√G + ε)
+    _addcdiv_(param, g, std, -clr, scale_first=True)  # x ← x - η_t g / (√G + ε)
 
 
 def rmsprop(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
@@ -431,7 +485,7 @@ def nadam(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     v = _buffer(state, "exp_avg_sq", param)
     _ema_(m, g, beta1)
     _ema_sq_(v, g, beta2)
-    denom = _sqrt_(v / (1 - beta2**t))
+    denom = _sqrt_div(v, 1 - beta2**t)
     denom += eps                                         # √(v / (1-β2^t)) + ε
     _addcdiv_(param, g, denom, -lr * (1 - mu) / (1 - mu_product))
     _addcdiv_(param, m, denom, -lr * mu_next / (1 - mu_product * mu_next))
@@ -461,18 +515,16 @@ def radam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     v = _buffer(state, "exp_avg_sq", param)
     _ema_(m, g, beta1)
     _ema_sq_(v, g, beta2)
-    bias_correction2 = 1 - beta2**t
-    m_hat = m / (1 - beta1**t)
+    bias_correction1, bias_correction2 = 1 - beta1**t, 1 - beta2**t
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
-    if rho_t > 5.0:
+    r = None                                             # no rectification: x ← x - η m̂
+    if rho_t > 5.0:                                      # the variance is tractable
         r = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-        s = _sqrt(v)
-        s += eps
-        adaptive = bias_correction2**0.5 / s             # √(1-β2^t) / (√v + ε)
-        param -= m_hat * lr * adaptive * r
-    else:
-        param -= m_hat * lr
+    s = _sqrt(v)
+    s += eps                                             # √v + ε
+    _rectified_step_(param, m, s, lr=lr, r=r, bias_correction1=bias_correction1,
+                     bias_correction2=bias_correction2)  # x ← x - η r √(1-β2^t) m̂ / s
 
 
 def namsgrad(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
@@ -514,8 +566,10 @@ del _name
 
 
 # ---------------------------------------------------------------------------------------------
-# In-place helpers: the only code that knows whether it holds a numpy array or a torch tensor.
-# On tensors they call the operations torch.optim's single-tensor implementations call.
+# In-place helpers: the only code that knows whether it holds a numpy array, a torch tensor or a
+# list of torch tensors. On a tensor they call the operations torch.optim's single-tensor
+# implementations call; on a list of tensors the torch._foreach_* operations of its multi-tensor
+# (foreach=True) implementations, in the same order.
 
 
 def _is_numpy(x) -> bool:
@@ -529,7 +583,7 @@ def _buffer(state, name, like, fill=0.0):
     buf = state.get(name)
     if buf is None:
         if isinstance(like, _Many):
-            buf = _Many(_buffer({}, name, a, fill) for a in like)
+            buf = _Many([_buffer({}, name, a, fill) for a in like])
         elif _is_numpy(like):
             buf = np.full_like(like, fill)
         else:
@@ -542,11 +596,13 @@ def _buffer(state, name, like, fill=0.0):
 
 def _scalar_state(state, name, like, initial):
     """A scalar kept in ``state``: a Python number for numpy, a 0-d CPU tensor (as torch.optim
-    keeps ``step`` and ``mu_product``) for torch."""
+    keeps ``step`` and ``mu_product``) for torch, one per tensor for a list of tensors."""
     value = state.get(name)
     if value is None:
         if _is_numpy(like):
             value = type(initial)(initial)
+        elif isinstance(like, _Many):
+            value = _Many([_scalar_state({}, name, a, initial) for a in like])
         else:
             import torch
 
@@ -558,14 +614,30 @@ def _scalar_state(state, name, like, initial):
 def _tick(state, like):
     """Advance the step counter ``state["step"]`` and return the new step ``t`` (1 at first)."""
     step = _scalar_state(state, "step", like, 0)
-    step += 1  # in place for a tensor
+    if _is_tensors(step) and not _compiling() and step[0].is_cpu:
+        # as torch.optim: one CPU tensor 1.0 for all counters, not a Python 1 wrapped per tensor
+        _foreach("add_", step, _one(), alpha=1.0)
+    else:
+        step += 1  # in place for a tensor (a list of tensors: one foreach op)
     state["step"] = step
     return _read(step)
 
 
+@functools.cache
+def _one():
+    import torch
+
+    return torch.tensor(1.0)
+
+
 def _read(scalar):
     """A scalar state as a Python float -- or, inside ``torch.compile``, as the 0-d tensor itself,
-    so that the compiled step neither breaks the graph nor recompiles when the step changes."""
+    so that the compiled step neither breaks the graph nor recompiles when the step changes.
+
+    A list of tensors keeps one counter per tensor (as torch.optim's state); ``dlopt.torch`` hands
+    a rule only tensors whose counters agree, so the first one is the list's."""
+    if isinstance(scalar, _Many):
+        scalar = scalar[0]
     if isinstance(scalar, (int, float)) or not _compiling():
         return float(scalar)
     return scalar
@@ -580,14 +652,18 @@ def _copy(x):
     """A new array equal to ``x``."""
     if isinstance(x, _Many):
         return _each(_copy, x)
-    return x.copy() if _is_numpy(x) else x.detach().clone()
+    return x.copy() if isinstance(x, np.ndarray) else x.detach().clone()
 
 
 def _plus(x, y, alpha):
     """A new array ``x + alpha * y``."""
+    if type(x) is _Many and _is_tensors(x):
+        if _number(alpha):
+            return _Many(_foreach("add", x, y, alpha=alpha))
+        return _Many(_foreach("add", x, _foreach("mul", y, alpha)))
     if isinstance(x, _Many):
         return _each(_plus, x, y, alpha)
-    return x.add(y, alpha=alpha) if not _is_numpy(x) and _number(alpha) else x + alpha * y
+    return x.add(y, alpha=alpha) if not isinstance(x, np.ndarray) and _number(alpha) else x + alpha * y
 
 
 def _decayed_grad(param, grad, *, lr, weight_decay, maximize=False, decoupled=False):
@@ -605,9 +681,15 @@ def _decayed_grad(param, grad, *, lr, weight_decay, maximize=False, decoupled=Fa
 
 def _axpy_(y, x, alpha):
     """``y ← y + alpha * x`` in place."""
+    if type(y) is _Many and _is_tensors(y):
+        if _number(alpha):
+            _foreach("add_", y, x, alpha=alpha)
+        else:  # a 0-d tensor (compiled step): as torch.optim's foreach SGD, y + x * alpha
+            _foreach("add_", y, _foreach("mul", x, alpha))
+        return y
     if isinstance(y, _Many):
         return _each(_axpy_, y, x, alpha)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         y += alpha * x
     elif _number(alpha):
         y.add_(x, alpha=alpha)
@@ -617,9 +699,11 @@ def _axpy_(y, x, alpha):
 
 def _ema_(m, x, beta):
     """Exponential moving average in place: ``m ← beta * m + (1 - beta) * x``."""
+    if type(m) is _Many and _is_tensors(m) and _number(beta):
+        return _foreach("lerp_", m, x, 1 - beta)
     if isinstance(m, _Many):
         return _each(_ema_, m, x, beta)
-    if _is_numpy(m):
+    if isinstance(m, np.ndarray):
         w = 1 - beta  # torch's lerp: m + w (x - m), or x - (1 - w)(x - m) for w ≥ 1/2
         d = np.subtract(x, m)
         if abs(w) < 0.5:
@@ -634,9 +718,14 @@ def _ema_(m, x, beta):
 
 def _ema_sq_(v, x, beta):
     """Exponential moving average of squares in place: ``v ← beta * v + (1 - beta) * x²``."""
+    if type(v) is _Many and _is_tensors(v):
+        _foreach("mul_", v, beta)
+        if _number(beta):
+            return _foreach("addcmul_", v, x, x, 1 - beta)
+        return _foreach("add_", v, _foreach("mul_", _foreach("mul", x, x), 1 - beta))
     if isinstance(v, _Many):
         return _each(_ema_sq_, v, x, beta)
-    if _is_numpy(v):
+    if isinstance(v, np.ndarray):
         v *= beta
         _addcmul_(v, x, x, 1 - beta)
     elif _number(beta):
@@ -654,9 +743,13 @@ def _np_scaled_product(a, b, value):
 
 def _addcmul_(y, a, b, value):
     """``y ← y + value * a * b`` in place."""
+    if type(y) is _Many and _is_tensors(y):
+        if _number(value):
+            return _foreach("addcmul_", y, a, b, value)
+        return _foreach("add_", y, _foreach("mul_", _foreach("mul", a, b), value))
     if isinstance(y, _Many):
         return _each(_addcmul_, y, a, b, value)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         y += _np_scaled_product(a, b, value)
     elif _number(value):
         y.addcmul_(a, b, value=value)
@@ -666,18 +759,32 @@ def _addcmul_(y, a, b, value):
 
 def _addcmul(y, a, b, value):
     """A new array ``y + value * a * b``."""
+    if type(y) is _Many and _is_tensors(y):
+        if _number(value):
+            return _Many(_foreach("addcmul", y, a, b, value))
+        return _Many(_foreach("add", y, _foreach("mul_", _foreach("mul", a, b), value)))
     if isinstance(y, _Many):
         return _each(_addcmul, y, a, b, value)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         return _np_scaled_product(a, b, value).__iadd__(y)
     return y.addcmul(a, b, value=value) if _number(value) else y + a * b * value
 
 
-def _addcdiv_(y, a, b, value):
-    """``y ← y + value * a / b`` in place."""
+def _addcdiv_(y, a, b, value, *, scale_first=False):
+    """``y ← y + value * a / b`` in place.
+
+    On a list of tensors, ``scale_first=True`` forms ``value * a`` first and adds it divided by
+    ``b`` (torch.optim's foreach Adagrad); otherwise ``value`` goes to ``_foreach_addcdiv_``
+    (its foreach Adam, NAdam, RMSprop)."""
+    if type(y) is _Many and _is_tensors(y):
+        if not _number(value):  # a 0-d tensor (compiled step): y + a / b * value
+            return _foreach("add_", y, _foreach("mul_", _foreach("div", a, b), value))
+        if scale_first:
+            return _foreach("addcdiv_", y, _foreach("mul", a, value), b)
+        return _foreach("addcdiv_", y, a, b, value)
     if isinstance(y, _Many):
         return _each(_addcdiv_, y, a, b, value)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         t = np.multiply(a, value)
         t /= b
         y += t
@@ -689,26 +796,62 @@ def _addcdiv_(y, a, b, value):
 
 def _sqrt(x):
     """A new array ``√x``."""
+    if type(x) is _Many and _is_tensors(x):
+        return _Many(_foreach("sqrt", x))
     if isinstance(x, _Many):
         return _each(_sqrt, x)
-    return np.sqrt(x) if _is_numpy(x) else x.sqrt()
+    return np.sqrt(x) if isinstance(x, np.ndarray) else x.sqrt()
 
 
 def _sqrt_(x):
     """``x ← √x`` in place; returns ``x``."""
+    if type(x) is _Many and _is_tensors(x):
+        return _foreach("sqrt_", x)
     if isinstance(x, _Many):
         return _each(_sqrt_, x)
-    if _is_numpy(x):
+    if isinstance(x, np.ndarray):
         return np.sqrt(x, out=x)
     return x.sqrt_()
 
 
 def _max_(y, x):
     """``y ← max(y, x)`` elementwise in place; returns ``y``."""
+    if type(y) is _Many and _is_tensors(y):
+        return _foreach("maximum_", y, x)
     if isinstance(y, _Many):
         return _each(_max_, y, x)
-    if _is_numpy(y):
+    if isinstance(y, np.ndarray):
         return np.maximum(y, x, out=y)
     import torch
 
     return torch.maximum(y, x, out=y)
+
+
+def _sqrt_div(v, c):
+    """A new array ``√(v / c)`` for a positive number ``c``: torch.optim's single-tensor NAdam
+    divides and takes the root, its foreach NAdam divides ``√v`` by ``√c``; so do these."""
+    if type(v) is _Many and _is_tensors(v):
+        return _Many(_foreach("div_", _foreach("sqrt", v), c**0.5))
+    return _sqrt_(v / c)
+
+
+def _rectified_step_(param, m, s, *, lr, r, bias_correction1, bias_correction2):
+    """RAdam's step in place: ``x ← x - η r √(1-β2^t) / (1-β1^t) · m / s`` (``s = √v + ε``), or,
+    with ``r=None`` (variance not tractable), ``x ← x - η m / (1-β1^t)``.
+
+    Rounded as torch.optim rounds it: its single-tensor RAdam forms ``m̂ = m / (1-β1^t)`` and
+    subtracts ``m̂ η (√(1-β2^t) / s) r``; its foreach RAdam folds the scalars into a factor ``k``
+    per tensor (``-0.0`` without rectification) and adds ``m · (1 / (s / k) + k')`` with
+    ``k' = -η / (1-β1^t)`` without rectification (``-0.0`` with it)."""
+    if type(param) is _Many and _is_tensors(param) and _number(lr) and _number(bias_correction1):
+        rect, unrectified = (0, 1.0) if r is None else (r, 0)
+        k = bias_correction2**0.5 * (lr * rect / bias_correction1) * -1
+        step = _foreach("reciprocal_", _foreach("div", s, k))
+        _foreach("add_", step, (lr * unrectified / bias_correction1) * -1)
+        _foreach("addcmul_", param, m, step)
+        return
+    m_hat = m / bias_correction1
+    if r is None:
+        param -= m_hat * lr
+    else:
+        param -= m_hat * lr * (bias_correction2**0.5 / s) * r

@@ -3,13 +3,15 @@
 .. code-block:: python
 
     opt = dlopt.torch.Adam(model.parameters(), lr=1e-3)          # drop-in for torch.optim.Adam
+    opt = dlopt.torch.Adam(model.parameters(), foreach=True)      # one _foreach op per line of the rule
     opt = dlopt.torch.Adam(model.parameters(), compile=True)      # the step compiled and fused
 
 ``SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, NAdam, RAdam`` take ``torch.optim``'s arguments
 (names, order, defaults) and give its trajectories; ``NAMSGrad`` is the book's hybrid method.
 Each class is a thin shell (param groups, state, ``state_dict``, closures) whose ``step`` calls one
-function of :mod:`dlopt.rules` per parameter; see :mod:`dlopt.torch.optimizers` for the details
-and the few deliberate differences. ``LBFGS`` comes from :mod:`dlopt.torch.lbfgs` when present.
+function of :mod:`dlopt.rules` per parameter, or once per list of parameters (``foreach=True``,
+torch's default on CUDA: ``torch._foreach_*`` ops); see :mod:`dlopt.torch.optimizers` for the
+details and the few deliberate differences. ``LBFGS`` comes from :mod:`dlopt.torch.lbfgs` when present.
 
 This subpackage imports torch; ``import dlopt`` alone does not.
 """
