@@ -116,8 +116,8 @@ def test_adam_explorer_is_adam_on_the_sequence(book):
     g[4, 0] = 10.0
     g[:, 1] = (-1.0) ** np.arange(T)
     i = ex.index_of(beta1=0.9, beta2=0.999, eps=1e-8)
-    t = dlopt.run(rules.adam, lambda x, k, rng: g[k], np.zeros(2), T, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-    steps = -np.diff(t.xs, axis=0) / 1e-3
+    t = dlopt.run(rules.adam, lambda x, k, rng: g[k], np.zeros(2), T, lr=0.1, betas=(0.9, 0.999), eps=1e-8)
+    steps = -np.diff(t.xs, axis=0) / 0.1
     data = page_data(ex)["data"]
     close_to_page(data["adam1"][i][1], steps[:, 0], "coordinate 1")
     close_to_page(data["adam2"][i][1], steps[:, 1], "coordinate 2")

@@ -737,7 +737,7 @@ def adaptive_learning_rate() -> PathExplorer:
     from dlopt.optim import rules
     from dlopt.problems import functions
 
-    f = functions.Quadratic(np.diag([10.0, 0.05]))
+    f = functions.Quadratic.from_eigenvalues([10.0, 0.05])
     lrs = (1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
     return PathExplorer(f, [-4.0, 4.0], {"GD (η = 1.9/L)": (rules.gd, {"lr": 1.9 / f.L}), "AdaGrad": rules.adagrad,
                                          "RMSProp": rules.rmsprop, "Adam": rules.adam},
@@ -752,7 +752,7 @@ def adam_betas() -> Explorer:
     (page *Adam*)."""
     from dlopt.optim import rules
 
-    T, lr = 80, 1e-3
+    T, lr = 80, 0.1
     grads = np.ones((T, 2))
     grads[4, 0] = 10.0
     grads[:, 1] = (-1.0) ** np.arange(T)
@@ -833,7 +833,7 @@ def sgd_noise_floor(runs: int = 100) -> Explorer:
     X, y, _ = data.linear_regression(m=500, n=4, noise=0.5, seed=3, condition=5.0)
     risk = functions.LeastSquares(X, y)
     H, w_star = risk.hess(risk.minimizer), risk.minimizer
-    steps = 600
+    steps = 800
 
     def compute(lr, batch):
         batch = int(batch)
