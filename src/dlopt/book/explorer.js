@@ -55,20 +55,43 @@
         if (b.list) b = b.list[Number(inputs[b.by].value)];  // the landscape a control selects
         var t = {x: b.x, y: b.y, z: b.z, xaxis: axisName("x", k), yaxis: axisName("y", k),
                  hoverinfo: "skip", showscale: !!b.colorbar, name: ""};
-        if (b.type === "contour") {  // level sets as precomputed polylines: nothing to recompute
-          t = {type: "scatter", mode: "lines", x: b.x, y: b.y, xaxis: t.xaxis, yaxis: t.yaxis,
-               hoverinfo: "skip", showlegend: false, connectgaps: false, name: "level sets",
-               line: {color: "#8fa8bf", width: 0.8}};
-        } else {
-          t.type = "heatmap";
-          t.colorscale = b.colorscale || "Viridis";
-          if (b.zmin !== undefined) { t.zmin = b.zmin; t.zmax = b.zmax; }
-          if (b.colorbar) t.colorbar = {title: {text: b.colorbar}, thickness: 12};
-        }
+        if (b.type === "contour") return;  // drawn as a layout shape (levelShapes)
+        t.type = "heatmap";
+        t.colorscale = b.colorscale || "Viridis";
+        if (b.zmin !== undefined) { t.zmin = b.zmin; t.zmax = b.zmax; }
+        if (b.colorbar) t.colorbar = {title: {text: b.colorbar}, thickness: 12};
         out.push(t);
       });
       return out;
     }
+
+    // Level sets: precomputed polylines turned once into an SVG path, drawn as a layout shape in
+    // data coordinates, so that a redraw of the traces does not process them again.
+    function svgPath(b) {
+      if (b.path) return b.path;
+      var parts = [], pen = "M";
+      for (var j = 0; j < b.x.length; j++) {
+        if (b.x[j] === null || b.y[j] === null) { pen = "M"; continue; }
+        parts.push(pen + b.x[j] + "," + b.y[j]);
+        pen = "L";
+      }
+      b.path = parts.join("");
+      return b.path;
+    }
+
+    function levelShapes() {
+      var out = [];
+      spec.panels.forEach(function (p, k) {
+        var b = p.background;
+        if (!b) return;
+        if (b.list) b = b.list[Number(inputs[b.by].value)];
+        if (b.type !== "contour") return;
+        out.push({type: "path", path: svgPath(b), xref: axisName("x", k), yref: axisName("y", k),
+                  layer: "below", line: {color: "#8fa8bf", width: 0.8}});
+      });
+      return out;
+    }
+
     function traces(i, lay) {
       var out = backgrounds();
       out.forEach(function (t) {  // a colour bar sits beside its own panel
@@ -136,6 +159,7 @@
                                 font: {size: 13}});
         }
       });
+      lay.shapes = levelShapes();
       return lay;
     }
 

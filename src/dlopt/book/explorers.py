@@ -28,7 +28,7 @@ import io
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -292,7 +292,8 @@ class Explorer:
         xs: list = []
         ys: list = []
         for level in shift + np.geomspace(1e-3 * span, zmax - shift, levels):
-            for line in gen.lines(level):
+            for piece in gen.lines(level):
+                line = np.asarray(piece, dtype=float)
                 line = np.vstack([line[:-1:3], line[-1:]]) if len(line) > 40 else line
                 xs.extend([*line[:, 0], np.nan])
                 ys.extend([*line[:, 1], np.nan])
@@ -315,7 +316,7 @@ class Explorer:
             return {"by": control, "list": [self._levels(objectives[v], xlim, ylim)
                                             for v in self.controls[control].values]}
         _, x, y, z = b
-        out = {"type": "heatmap", "x": np.asarray(x), "y": np.asarray(y), "z": np.asarray(z)}
+        out: dict[str, Any] = {"type": "heatmap", "x": np.asarray(x), "y": np.asarray(y), "z": np.asarray(z)}
         if p.zrange is not None:
             out["zmin"], out["zmax"] = p.zrange
         if p.colorbar:
@@ -327,7 +328,7 @@ class Explorer:
         grid = self.precompute()
         controls = [{"name": c.name, "symbol": c.symbol or c.name, "values": list(c.values),
                      "labels": [c.label(v) for v in c.values]} for c in self.controls]
-        panels = []
+        panels: list[tuple[dict, dict | None]] = []
         for p in self.panels:
             d: dict = {"title": p.title, "xlabel": p.xlabel, "ylabel": p.ylabel, "xrange": p.xrange,
                        "yrange": p.yrange, "xlog": p.xlog, "ylog": p.ylog, "square": p.square}
@@ -559,10 +560,11 @@ class PathExplorer(Explorer):
 
         for i, label in enumerate(self.methods):
             color = COLORS[i % len(COLORS)]
-            traces.append(Trace(f"path:{label}", 0, label, color, mode="lines+markers", width=1.3, size=3,
-                                legend=False))
+            traces.append(Trace(f"path:{label}", 0, label, color, width=1.3, legend=False))
             traces.append(Trace(f"loss:{label}", 1, label, color))
         traces.append(Trace("start", 0, "start", "#000000", mode="markers", size=8, symbol="square", legend=False))
+        traces.append(Trace("minimum", 0, "minimum", "#D55E00", mode="markers", size=12, symbol="star",
+                            legend=False))
         super().__init__(self._frame, controls, panels, traces, value=value, title=title, name=name)
 
     def _objective(self, params):
@@ -573,6 +575,17 @@ class PathExplorer(Explorer):
             return float(self.minimum)
         m = getattr(f, "minimum", 0.0)
         return 0.0 if callable(m) or m is None else float(m)
+
+    @staticmethod
+    def _minimizers(f) -> np.ndarray:
+        """The objective's minimizers as rows (none when it does not know them)."""
+        mins = getattr(f, "minimizers", None)
+        if mins is None:
+            try:
+                mins = getattr(f, "minimizer", None)
+            except (ValueError, NotImplementedError):
+                mins = None
+        return np.empty((0, 2)) if mins is None else np.atleast_2d(np.asarray(mins, dtype=float))
 
     def runs(self, **params) -> dict[str, Trajectory]:
         """Run every method with ``params`` (merged into the current ones) through
@@ -609,6 +622,7 @@ class PathExplorer(Explorer):
             if t.diverged:
                 diverged.append(label)
         out["start"] = ([self.x0[0]], [self.x0[1]])
+        out["minimum"] = tuple(self._minimizers(f).T)
         if self.describe is not None:
             out["text"] = self.describe(runs, p)
         else:
@@ -643,11 +657,11 @@ def gd_step_size() -> PathExplorer:
 
     kappas = (1, 2, 5, 10, 25, 50, 100)
     ex = PathExplorer(quadratic(10), [-2.0, 1.5], {"gradient descent": rules.gd},
-                      [Control("lr", tuple(np.round(np.arange(0.1, 2.21, 0.1), 2)), "η (L = 1)", ".2f"),
+                      [Control("lr", tuple(np.round(np.arange(0.1, 2.21, 0.1), 2)), "η", ".2f"),
                        Control("kappa", kappas, "κ", "g")],
                       steps=60, xlim=(-2.6, 2.6), ylim=(-2.6, 2.6), loss_ylim=(1e-12, 1e3),
                       objective_of=quadratic, describe=describe, value={"lr": 1.0, "kappa": 10},
-                      name="gd-step-size")
+                      title="Gradient descent on a quadratic with L = 1 and μ = 1/κ", name="gd-step-size")
     ex.panels[0].background = ("contour-by", "kappa", {k: quadratic(k) for k in kappas}, (-2.6, 2.6),
                                (-2.6, 2.6))
     return ex
@@ -748,7 +762,8 @@ def adaptive_learning_rate() -> PathExplorer:
 
 def adam_betas() -> Explorer:
     """Adam's steps on a fixed gradient sequence -- coordinate 1 steady with an outlier 10 at
-    step 5, coordinate 2 flipping sign -- over (β₁, β₂, ε), with RMSProp (α = β₂) for comparison
+    step 5, coordinate 2 flipping sign -- over (β₁, β₂, ε), with RMSProp (α = 0.99, the same ε) for
+    comparison
     (page *Adam*)."""
     from dlopt.optim import rules
 
@@ -760,7 +775,7 @@ def adam_betas() -> Explorer:
     def compute(beta1, beta2, eps):
         oracle = lambda x, k, rng: grads[k]  # noqa: E731 - the gradients are given
         adam = run(rules.adam, oracle, np.zeros(2), T, lr=lr, betas=(beta1, beta2), eps=eps, record="x")
-        rms = run(rules.rmsprop, oracle, np.zeros(2), T, lr=lr, alpha=beta2, eps=eps, record="x")
+        rms = run(rules.rmsprop, oracle, np.zeros(2), T, lr=lr, alpha=0.99, eps=eps, record="x")
         assert adam.xs is not None and rms.xs is not None
         a, r = -np.diff(adam.xs, axis=0) / lr, -np.diff(rms.xs, axis=0) / lr
         t = np.arange(1, T + 1)
@@ -776,9 +791,9 @@ def adam_betas() -> Explorer:
                            xrange=(0, T), yrange=(1e-2, 30)),
                      Panel(title="coordinate 2: sign flips", xlabel="step t", ylabel="−Δxₜ/η", xrange=(0, T),
                            yrange=(-3.2, 3.2))],
-                    [Trace("adam1", 0, "Adam", "#0072B2"), Trace("rms1", 0, "RMSProp (α = β₂)", "#D55E00", dash="dot"),
+                    [Trace("adam1", 0, "Adam", "#0072B2"), Trace("rms1", 0, "RMSProp (α = 0.99)", "#D55E00", dash="dot"),
                      Trace("adam2", 1, "Adam", "#0072B2", legend=False),
-                     Trace("rms2", 1, "RMSProp (α = β₂)", "#D55E00", dash="dot", legend=False)],
+                     Trace("rms2", 1, "RMSProp (α = 0.99)", "#D55E00", dash="dot", legend=False)],
                     value={"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, name="adam-betas")
 
 
@@ -818,8 +833,8 @@ def schedule_basin(runs: int = 100) -> Explorer:
                               Control("eta0", (0.02, 0.04, 0.06), "η₀", "g")],
                     [Panel(xlabel="step k", ylabel="step size ηₖ", ylog=True, xrange=(0, K), yrange=(1e-4, 0.1)),
                      Panel(xlabel="step k", ylabel="fraction in the flat basin", xrange=(0, K), yrange=(0, 1))],
-                    [Trace("lr", 0, "ηₖ", "#0072B2", legend=False), Trace("flat", 1, "runs in the flat basin", "#D55E00",
-                                                                         legend=False)],
+                    [Trace("lr", 0, "ηₖ", "#0072B2", legend=False),
+                     Trace("flat", 1, "runs in the flat basin", "#D55E00", legend=False)],
                     value={"shape": "cosine", "warmup": 0, "eta0": 0.04}, name="schedule-basin")
 
 
