@@ -59,8 +59,10 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
 
 def _explorer_js(app, pagename, templatename, context, doctree):
     """Add Plotly to the pages that hold an explorer (and to no other page)."""
-    if EXPLORER_MARK in context.get("body", ""):
-        app.add_js_file(PLOTLY_JS)
+    if EXPLORER_MARK in context.get("body", "") and hasattr(app.builder, "add_js_file"):
+        # the builder's list for this page only (reverted after it; app.add_js_file would also
+        # register the file for builders created later)
+        app.builder.add_js_file(PLOTLY_JS, defer="defer")  # runs before DOMContentLoaded, as explorer.js expects
 
 
 def _colab_links(app, pagename, templatename, context, doctree):

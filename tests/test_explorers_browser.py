@@ -50,6 +50,9 @@ def site(tmp_path_factory):
         (folder / f"{name}.html").write_text(
             explorers.standalone_page([ex], f"_static/{explorers.PLOTLY_JS}", title=name))
         book[name] = ex
+    # two explorers on one page, as on the momentum chapter's explorer page
+    (folder / "two.html").write_text(explorers.standalone_page(
+        [book["momentum-quadratic"], book["momentum-rosenbrock"]], f"_static/{explorers.PLOTLY_JS}"))
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
@@ -181,3 +184,12 @@ def test_explorer_moves_and_plots_dlopt_runs(site, driver, name):
     assert not errors, errors
     requested = driver.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
     assert all(url.startswith(base + "/") for url in requested), requested
+
+
+def test_two_explorers_on_one_page(site, driver):
+    base, _ = site
+    driver.get(f"{base}/two.html")
+    drawn = wait_for(driver, "const d = Array.from(document.querySelectorAll('.dlopt-explorer'))"
+                             ".map(r => r.getAttribute('data-draws')); return d.every(Boolean) && d;")
+    assert len(drawn) == 2
+    assert not driver.execute_script("return document.querySelector('[data-error]')")

@@ -7,7 +7,7 @@
  */
 (function () {
   "use strict";
-  if (window.dloptExplorers) { window.dloptExplorers.scan(); return; }
+  if (window.dloptExplorers) { window.dloptExplorers.soon(); return; }
 
   var NARROW = 620;  // px: below this width the panels are stacked
 
@@ -211,7 +211,13 @@
     for (var i = 0; i < all.length; i++) setup(all[i]);
   }
 
-  window.dloptExplorers = {scan: scan};
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", scan);
-  else scan();
+  // While the page is still loading (Plotly is loaded with defer), wait for DOMContentLoaded;
+  // explorers inserted later (a notebook output) are set up at once.
+  function soon() {
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", scan);
+    else scan();
+  }
+
+  window.dloptExplorers = {scan: scan, soon: soon};
+  soon();
 })();

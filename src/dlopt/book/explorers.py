@@ -486,7 +486,7 @@ def standalone_page(explorers: Sequence[Explorer], plotly_src: str, title: str =
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<link rel="icon" href="data:,">'
-            f"<title>{_html.escape(title)}</title><script src=\"{plotly_src}\"></script>"
+            f"<title>{_html.escape(title)}</title><script defer src=\"{plotly_src}\"></script>"
             f"<style>body{{font-family:sans-serif;max-width:820px;margin:0 auto;padding:0 12px}}</style>"
             f"</head><body>{body}</body></html>")
 
