@@ -224,7 +224,8 @@ class Explorer:
             raise ValueError(f"unknown parameters {sorted(unknown)}; the controls are {names}")
         self.params.update(value or {})
         self._grid: dict | None = None
-        self.precompute_seconds: float | None = None
+        self.precompute_seconds: float | None = None  # wall clock
+        self.precompute_cpu_seconds: float | None = None  # this process's CPU time
 
     # -- computing ------------------------------------------------------------------------------
     def grid_points(self):
@@ -253,7 +254,7 @@ class Explorer:
         """Run ``compute`` at every grid point (once; cached); returns ``{trace: [(x, y), ...],
         "text": [...]}``. ``precompute_seconds`` records the time it took."""
         if self._grid is None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             data: dict = {t.name: [] for t in self.traces}
             texts = []
             for _, params in self.grid_points():
@@ -266,6 +267,7 @@ class Explorer:
             data["text"] = texts
             self._grid = data
             self.precompute_seconds = time.perf_counter() - t0
+            self.precompute_cpu_seconds = time.process_time() - c0
         return self._grid
 
     def update(self, **params) -> "Explorer":
@@ -791,7 +793,8 @@ def adam_betas() -> Explorer:
                            xrange=(0, T), yrange=(1e-2, 30)),
                      Panel(title="coordinate 2: sign flips", xlabel="step t", ylabel="−Δxₜ/η", xrange=(0, T),
                            yrange=(-3.2, 3.2))],
-                    [Trace("adam1", 0, "Adam", "#0072B2"), Trace("rms1", 0, "RMSProp (α = 0.99)", "#D55E00", dash="dot"),
+                    [Trace("adam1", 0, "Adam", "#0072B2"),
+                     Trace("rms1", 0, "RMSProp (α = 0.99)", "#D55E00", dash="dot"),
                      Trace("adam2", 1, "Adam", "#0072B2", legend=False),
                      Trace("rms2", 1, "RMSProp (α = 0.99)", "#D55E00", dash="dot", legend=False)],
                     value={"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, name="adam-betas")
