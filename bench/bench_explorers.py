@@ -133,9 +133,11 @@ def screenshots(names, base: str, shots: Path, profile: Path) -> list[Path]:
             for name in names:
                 driver.get(f"{base}/{name}.html")
                 wait_drawn(driver)
-                for _ in range(2):  # the layout changes with the window: size it twice
-                    height = driver.execute_script("return document.body.scrollHeight")
-                    driver.set_window_size(width, min(max(height + 40, 600), 2400))
+                for _ in range(2):  # the layout changes with the viewport: size it twice
+                    height = driver.execute_script("return document.documentElement.scrollHeight")
+                    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                        "width": width, "height": min(height + 20, 2400), "deviceScaleFactor": 1,
+                        "mobile": False})
                     time.sleep(0.4)
                 saved.append(shots / f"{name}-{width}-before.png")
                 driver.save_screenshot(str(saved[-1]))

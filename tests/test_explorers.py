@@ -142,6 +142,12 @@ def test_mimebundle_has_html_and_a_png_snapshot():
     assert 'class="dlopt-explorer"' in bundle["text/html"]
 
 
+def test_labels():
+    c = explorers.Control("eps", (1e-8, 2.5e-5, 0.01, 1.0), "ε", "g")
+    assert [c.label(v) for v in c.values] == ["10⁻⁸", "2.5·10⁻⁵", "0.01", "1"]
+    assert explorers.Control("shape", ("cosine", "step")).label("step") == "step"
+
+
 def test_rounding_and_strides():
     assert explorers._fmt_array([1.23456, np.inf, -0.000123456, np.nan]) == "[1.235,null,-0.0001235,null]"
     assert explorers._fmt_x(np.arange(0, 30, 3)) == "3"

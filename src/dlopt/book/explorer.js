@@ -119,9 +119,17 @@
 
     function layout(width) {
       var n = spec.panels.length, narrow = width < NARROW;
-      var h = narrow ? spec.panel_height * n + 60 : spec.panel_height + 40;
       var titled = spec.panels.some(function (p) { return p.title; });
-      var lay = {height: h + 24, margin: {l: 56, r: 14, t: titled ? 58 : 36, b: 44}, showlegend: true,
+      var top = titled ? 58 : 36, bottom = 44;
+      // Narrow screens: panels stacked, each as tall as it needs (a square panel of a wide window
+      // gets the height its aspect ratio asks for), with room for the x-axis title in between.
+      var GAP = 78, heights = spec.panels.map(function (p) {
+        if (!narrow || !p.square || !p.xrange || !p.yrange) return spec.panel_height;
+        var ratio = (p.yrange[1] - p.yrange[0]) / (p.xrange[1] - p.xrange[0]);
+        return Math.max(150, Math.min(spec.panel_height, (width - 90) * ratio));
+      });
+      var H = narrow ? heights.reduce(function (a, b) { return a + b; }, 0) + GAP * (n - 1) : spec.panel_height;
+      var lay = {height: H + top + bottom, margin: {l: 56, r: 14, t: top, b: bottom}, showlegend: true,
                  legend: {orientation: "h", x: 0, y: 1, yref: "container", yanchor: "top"},
                  font: {size: 13}, hovermode: "closest", uirevision: "keep", annotations: []};
       var gap = 0.1;
@@ -138,9 +146,10 @@
         if (p.xrange) { xa.range = p.xlog ? p.xrange.map(Math.log10) : p.xrange; xa.autorange = false; }
         if (p.yrange) { ya.range = p.ylog ? p.yrange.map(Math.log10) : p.yrange; ya.autorange = false; }
         if (narrow) {
-          var top = 1 - k / n, bottom = 1 - (k + 1) / n;
-          xa.domain = [0, spec.panels[k].background && spec.panels[k].background.type === "heatmap" ? 0.86 : 1];
-          ya.domain = [bottom + gap * 0.7, top - (k === 0 ? 0 : gap * 0.25)];
+          var above = 0;
+          for (var j = 0; j < k; j++) above += heights[j] + GAP;
+          xa.domain = [0, p.background && p.background.type === "heatmap" ? 0.86 : 1];
+          ya.domain = [1 - (above + heights[k]) / H, 1 - above / H];
         } else {
           var w = (1 - gap * (n - 1)) / n;
           if (spec.panels.some(function (q) { return q.background && q.background.type === "heatmap"; })) gap = 0.16;

@@ -64,6 +64,9 @@ PLOTLY_JS = "vendor/plotly/plotly-cartesian.min.js"
 DIGITS = 4
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 @dataclass(frozen=True)
 class Control:
     """One slider (numbers) or menu (strings): the parameter ``name`` passed to ``compute``, the
@@ -85,7 +88,15 @@ class Control:
         return isinstance(self.values[0], str)
 
     def label(self, value) -> str:
-        return value if isinstance(value, str) else format(value, self.fmt)
+        """The value as the label shows it: ``1e-08`` as ``10⁻⁸``, ``2.5e-05`` as ``2.5·10⁻⁵``."""
+        if isinstance(value, str):
+            return value
+        text = format(value, self.fmt)
+        if "e" not in text:
+            return text
+        mantissa, exponent = text.split("e")
+        power = "10" + str(int(exponent)).translate(_SUPERSCRIPT)
+        return power if mantissa == "1" else f"{mantissa}·{power}"
 
     def nearest(self, value) -> int:
         """Index of the grid value closest to ``value`` (log distance for a log control)."""
