@@ -3,7 +3,9 @@
 For every explorer of ``dlopt.book.explorers.BOOK``: the time its precomputation takes (the grid
 of dlopt.run calls, added to the book build), the weight of a page holding it alone (its HTML with
 the data, plus Plotly), the time to the first figure, and the time of a redraw after a slider
-move (median of 10 moves, from the input event until Plotly.react has drawn), at 1400 px.
+move (median of 10 moves, from the input event until Plotly.react has drawn), at 1400 px. The first
+figure is measured twice: cold (a fresh browser: Plotly is fetched, parsed and compiled, as on a
+reader's first explorer page) and warm (Plotly in the browser's cache, as on the next pages).
 
 Budget (issue 12): page weight <= 2 MB, first figure <= 1 s, redraw <= 50 ms, all precomputation
 together <= 20 s. ``python bench/bench_explorers.py --shots DIR`` also saves screenshots at 1400
@@ -171,8 +173,18 @@ def main(argv=None) -> int:
         driver = chromium(1400, folder / "profile")
         rows = []
         try:
-            for name in names:
+            for k, name in enumerate(names):
+                # cold: a fresh browser (empty cache), as a reader's first explorer page
+                cold = chromium(1400, folder / f"cold-{k}")
+                try:
+                    cold.get(f"{base}/{name}.html")
+                    wait_drawn(cold)
+                    cold_ms = float(cold.execute_script("return Number(document.querySelector("
+                                                        "'.dlopt-explorer').getAttribute('data-first-paint-ms'))"))
+                finally:
+                    cold.quit()
                 m = measure(driver, f"{base}/{name}.html")
+                m["cold_ms"] = cold_ms
                 # page weight: every file the page requested (uncompressed bytes on disk)
                 site = folder / "site"
                 files = [site / url[len(base) + 1:] for url in m["requested"] if url.startswith(base + "/")]
@@ -186,14 +198,15 @@ def main(argv=None) -> int:
         total = sum(p for _, p, _, _ in rows)
         total_cpu = sum(c for _, _, c, _ in rows)
         print(f"load average before the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        print(f"{'explorer':24s} {'precompute (wall/CPU)':>21s} {'page weight':>12s} {'first figure':>13s} "
-              f"{'redraw (median/max)':>20s}  within budget")
+        print(f"{'explorer':24s} {'precompute (wall/CPU)':>21s} {'page weight':>12s} "
+              f"{'first figure (cold/warm)':>25s} {'redraw (median/max)':>20s}  within budget")
         ok_all = True
         for name, pre, cpu, m in rows:
-            ok = (m["weight_mb"] <= BUDGET["weight_mb"] and m["first_ms"] <= BUDGET["first_ms"]
+            ok = (m["weight_mb"] <= BUDGET["weight_mb"] and max(m["first_ms"], m["cold_ms"]) <= BUDGET["first_ms"]
                   and m["redraw_ms"] <= BUDGET["redraw_ms"] and not m["errors"])
             ok_all &= ok
-            print(f"{name:24s} {pre:9.2f}s / {cpu:6.2f}s {m['weight_mb']:9.2f} MB {m['first_ms']:10.0f} ms "
+            print(f"{name:24s} {pre:9.2f}s / {cpu:6.2f}s {m['weight_mb']:9.2f} MB "
+                  f"{m['cold_ms']:11.0f} / {m['first_ms']:5.0f} ms "
                   f"{m['redraw_ms']:9.1f} / {m['redraw_max_ms']:5.1f} ms  {'yes' if ok else 'NO'}"
                   + (f"  console errors: {m['errors']}" if m["errors"] else ""))
         within = "yes" if total <= BUDGET["precompute_s"] else "NO"
