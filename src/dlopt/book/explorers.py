@@ -430,9 +430,11 @@ class Explorer:
             x, y = out[t.name]
             y = np.asarray(y, dtype=float)
             x = np.arange(len(y)) if x is None else np.asarray(x, dtype=float)
-            marker = "o" if "markers" in t.mode else None
+            marker = ({"star": "*", "x": "X", "square": "s"}.get(t.symbol or "", "o")
+                      if "markers" in t.mode else None)
             ls = "none" if t.mode == "markers" else {"dash": "--", "dot": ":"}.get(t.dash or "", "-")
-            axes[t.panel].plot(x, y, color=t.color, ls=ls, marker=marker, ms=t.size * 0.6, lw=t.width * 0.8,
+            axes[t.panel].plot(x, y, color=t.color, ls=ls, marker=marker, ms=t.size * 0.7, lw=t.width * 0.8,
+                               mec="white" if t.color == "#ffffff" else None, zorder=5 if marker else 2,
                                label=t.label if t.legend else None)
         handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
         if handles:
