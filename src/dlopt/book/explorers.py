@@ -64,6 +64,7 @@ PLOTLY_JS = "vendor/plotly/plotly-cartesian.min.js"
 DIGITS = 4
 
 
+_DISPLAYED = itertools.count(1)  # numbers the explorers shown in this process (element ids)
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -365,7 +366,7 @@ class Explorer:
 
     def html(self, uid: str | None = None) -> str:
         """The explorer as HTML: labelled controls, the plot area, the data and the renderer."""
-        uid = uid or f"{self.name}-{id(self) % 10**8}"
+        uid = uid or f"{self.name}-{next(_DISPLAYED)}"  # deterministic, unique within a page
         rows = []
         for c in self.controls:
             cid = f"{uid}-{c.name}"
