@@ -13,7 +13,7 @@
    SyntaxError in the console. Each page keeps the first copy of every script here.
 3. **Explorers offline.** Pages with a kernel-free explorer (``dlopt.book.explorers``: a
    ``<div class="dlopt-explorer">`` holding precomputed data) need Plotly. The extension serves
-   ``plotly-cartesian.min.js`` of the npm package ``plotly.js-cartesian-dist-min`` from
+   ``plotly-basic.min.js`` of the npm package ``plotly.js-basic-dist-min`` from
    ``_static/vendor/plotly/`` (committed under ``_ext/vendor/plotly/``, see the README for version
    and checksum) and adds it to those pages only; Sphinx writes the path relative to each page.
 4. **Launch links from the one repository URL.** sphinx-book-theme builds the Binder, Colab and
@@ -32,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 VENDOR = HERE / "vendor"
 WIDGETS_JS = "vendor/html-manager/embed.js"  # relative to _static/
-PLOTLY_JS = "vendor/plotly/plotly-cartesian.min.js"  # relative to _static/ (= dlopt.book.explorers.PLOTLY_JS)
+PLOTLY_JS = "vendor/plotly/plotly-basic.min.js"  # relative to _static/ (= dlopt.book.explorers.PLOTLY_JS)
 EXPLORER_MARK = 'class="dlopt-explorer"'  # what dlopt.book.explorers.Explorer.html() writes
 COLAB_DIR = "colab"  # notebook copies of the chapters, relative to the repository root
 
@@ -93,8 +93,8 @@ def _copy_vendor(app, exception):
 def setup(app):
     if not (VENDOR / "html-manager" / "embed.js").exists():
         raise FileNotFoundError(f"widget manager missing: {VENDOR / 'html-manager' / 'embed.js'}")
-    if not (VENDOR / "plotly" / "plotly-cartesian.min.js").exists():
-        raise FileNotFoundError(f"Plotly missing: {VENDOR / 'plotly' / 'plotly-cartesian.min.js'}")
+    if not (VENDOR / "plotly" / "plotly-basic.min.js").exists():
+        raise FileNotFoundError(f"Plotly missing: {VENDOR / 'plotly' / 'plotly-basic.min.js'}")
     app.connect("config-inited", _config_inited)
     app.connect("html-page-context", _explorer_js)
     # after sphinx-book-theme's own html-page-context handlers (default priority 500)

@@ -31,7 +31,7 @@ for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-PLOTLY = ROOT / "_ext" / "vendor" / "plotly" / "plotly-cartesian.min.js"
+PLOTLY = ROOT / "_ext" / "vendor" / "plotly" / "plotly-basic.min.js"
 
 from dlopt.book import explorers  # noqa: E402
 

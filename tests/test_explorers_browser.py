@@ -26,7 +26,7 @@ import pytest
 from dlopt.book import explorers
 
 ROOT = Path(__file__).resolve().parents[1]
-PLOTLY = ROOT / "_ext" / "vendor" / "plotly" / "plotly-cartesian.min.js"
+PLOTLY = ROOT / "_ext" / "vendor" / "plotly" / "plotly-basic.min.js"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 if not (CHROMIUM and DRIVER):

@@ -47,20 +47,28 @@
       return i;
     }
 
+    // A map (type "image": a PNG over the cells' extent, a layout image) gets its colour bar from
+    // an invisible marker trace with the same colour scale.
     function backgrounds() {
       var out = [];
       spec.panels.forEach(function (p, k) {
         var b = p.background;
-        if (!b) return;
-        if (b.list) b = b.list[Number(inputs[b.by].value)];  // the landscape a control selects
-        var t = {x: b.x, y: b.y, z: b.z, xaxis: axisName("x", k), yaxis: axisName("y", k),
-                 hoverinfo: "skip", showscale: !!b.colorbar, name: ""};
-        if (b.type === "contour") return;  // drawn as a layout shape (levelShapes)
-        t.type = "heatmap";
-        t.colorscale = b.colorscale || "Viridis";
-        if (b.zmin !== undefined) { t.zmin = b.zmin; t.zmax = b.zmax; }
-        if (b.colorbar) t.colorbar = {title: {text: b.colorbar}, thickness: 12};
-        out.push(t);
+        if (!b || b.type !== "image" || !b.colorbar) return;
+        out.push({type: "scatter", mode: "markers", x: [b.x0], y: [b.y0], xaxis: axisName("x", k),
+                  yaxis: axisName("y", k), hoverinfo: "skip", showlegend: false, name: "",
+                  marker: {color: [b.zmin], cmin: b.zmin, cmax: b.zmax, colorscale: "Viridis", opacity: 0,
+                           showscale: true, colorbar: {title: {text: b.colorbar}, thickness: 12}}});
+      });
+      return out;
+    }
+
+    function images() {
+      var out = [];
+      spec.panels.forEach(function (p, k) {
+        var b = p.background;
+        if (!b || b.type !== "image") return;
+        out.push({source: b.src, xref: axisName("x", k), yref: axisName("y", k), x: b.x0, y: b.y1,
+                  sizex: b.x1 - b.x0, sizey: b.y1 - b.y0, sizing: "stretch", layer: "below"});
       });
       return out;
     }
@@ -95,8 +103,10 @@
     function traces(i, lay) {
       var out = backgrounds();
       out.forEach(function (t) {  // a colour bar sits beside its own panel
-        if (!t.colorbar) return;
-        var k = t.xaxis === "x" ? 0 : Number(t.xaxis.slice(1)) - 1;
+        if (!t.marker || !t.marker.colorbar) return;
+        t = t.marker;
+        var k = 0;  // the map is in the first panel that has one
+        spec.panels.some(function (p, j) { k = j; return p.background && p.background.type === "image"; });
         var xd = lay[axisName("xaxis", k)].domain, yd = lay[axisName("yaxis", k)].domain;
         t.colorbar.x = xd[1] + 0.015;
         t.colorbar.xanchor = "left";
@@ -148,17 +158,18 @@
         if (narrow) {
           var above = 0;
           for (var j = 0; j < k; j++) above += heights[j] + GAP;
-          xa.domain = [0, p.background && p.background.type === "heatmap" ? 0.86 : 1];
+          xa.domain = [0, p.background && p.background.type === "image" ? 0.86 : 1];
           ya.domain = [1 - (above + heights[k]) / H, 1 - above / H];
         } else {
           var w = (1 - gap * (n - 1)) / n;
-          if (spec.panels.some(function (q) { return q.background && q.background.type === "heatmap"; })) gap = 0.16;
+          if (spec.panels.some(function (q) { return q.background && q.background.type === "image"; })) gap = 0.16;
           w = (1 - gap * (n - 1)) / n;
           xa.domain = [k * (w + gap), k * (w + gap) + w];
           ya.domain = [0, 1];
         }
         xa.anchor = axisName("y", k);
         ya.anchor = axisName("x", k);
+        if (p.background && p.background.type === "image") { xa.showgrid = false; ya.showgrid = false; }
         if (p.square) { ya.scaleanchor = axisName("x", k); ya.scaleratio = 1; ya.constrain = "domain"; xa.constrain = "domain"; }
         lay[axisName("xaxis", k)] = xa;
         lay[axisName("yaxis", k)] = ya;
@@ -169,6 +180,7 @@
         }
       });
       lay.shapes = levelShapes();
+      lay.images = images();
       return lay;
     }
 

@@ -15,7 +15,7 @@ and the panels and traces to draw. Displayed in a page it
 - in Jupyter, :meth:`Explorer.widget` gives ipywidgets sliders that call ``compute`` live, for
   any value between the grid's ends.
 
-The HTML book serves Plotly (``plotly.js-cartesian-dist-min``, vendored under ``_ext/vendor/``)
+The HTML book serves Plotly (``plotly.js-basic-dist-min``, vendored under ``_ext/vendor/``)
 from its own ``_static/`` folder and adds it only to pages that hold an explorer
 (``_ext/book_html.py``). :data:`BOOK` lists the book's explorers with their pages; every one of
 them is built by a function of this module that its page calls.
@@ -59,7 +59,7 @@ __all__ = [
 JS = Path(__file__).with_name("explorer.js")
 _LEVEL_COLOR = "#8fa8bf"  # level sets (explorer.js draws them in the same colour)
 #: Where the book serves Plotly, relative to its ``_static/`` folder (see ``_ext/book_html.py``).
-PLOTLY_JS = "vendor/plotly/plotly-cartesian.min.js"
+PLOTLY_JS = "vendor/plotly/plotly-basic.min.js"
 #: Significant digits of the numbers written into a page.
 DIGITS = 4
 
@@ -163,6 +163,27 @@ def _fmt_x(x) -> str:
     if len(x) == 1 and x[0] == 0:
         return "1"
     return _fmt_array(x)
+
+
+def _heatmap_image(bg: dict) -> dict:
+    """A heatmap as a PNG (viridis, as :mod:`dlopt.plots`) that the page stretches over the
+    cells' extent: Plotly's smaller bundle has no heatmap trace, and an image is not redrawn when
+    a slider moves."""
+    import base64
+
+    from matplotlib import colormaps
+    from PIL import Image
+
+    x, y, z = bg["x"], bg["y"], np.asarray(bg["z"], dtype=float)
+    lo = bg.get("zmin", float(np.nanmin(z)))
+    hi = bg.get("zmax", float(np.nanmax(z)))
+    rgba = colormaps["viridis"](np.clip((z - lo) / (hi - lo), 0, 1), bytes=True)[::-1]  # top row first
+    buf = io.BytesIO()
+    Image.fromarray(rgba).convert("RGB").save(buf, format="png", optimize=True)
+    dx, dy = (x[-1] - x[0]) / (len(x) - 1), (y[-1] - y[0]) / (len(y) - 1)  # cells centred on x, y
+    return {"type": "image", "src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+            "x0": float(x[0] - dx / 2), "x1": float(x[-1] + dx / 2), "y0": float(y[0] - dy / 2),
+            "y1": float(y[-1] + dy / 2), "zmin": lo, "zmax": hi, "colorbar": bg.get("colorbar")}
 
 
 def _encode(v) -> str:
@@ -347,6 +368,8 @@ class Explorer:
             d: dict = {"title": p.title, "xlabel": p.xlabel, "ylabel": p.ylabel, "xrange": p.xrange,
                        "yrange": p.yrange, "xlog": p.xlog, "ylog": p.ylog, "square": p.square}
             bg = self._background(p)
+            if bg is not None and bg.get("type") == "heatmap":
+                bg = _heatmap_image(bg)
             if bg is not None:
                 d["background"] = "@BG%d@" % len(panels)
             panels.append((d, bg))
