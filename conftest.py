@@ -33,7 +33,7 @@ def pytest_configure(config):
 # marked `integration` (`make unit` deselects them); they run after every other test, and the
 # students' environment (tests/test_binder.py) is built in the background while the others run
 # (it waits mostly on pip, they on the CPU).
-INTEGRATION_MODULES = ("test_book.py", "test_browser.py", "test_binder.py")
+INTEGRATION_MODULES = ("test_book.py", "test_browser.py", "test_binder.py", "test_explorers_browser.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

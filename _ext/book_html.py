@@ -11,7 +11,12 @@
    configuration scripts twice (once with ``filename=None``, once with ``""``), so Sphinx's own
    check does not see the copies and every page declared ``const THEBE_JS_URL`` twice: a
    SyntaxError in the console. Each page keeps the first copy of every script here.
-3. **Launch links from the one repository URL.** sphinx-book-theme builds the Binder, Colab and
+3. **Explorers offline.** Pages with a kernel-free explorer (``dlopt.book.explorers``: a
+   ``<div class="dlopt-explorer">`` holding precomputed data) need Plotly. The extension serves
+   ``plotly-basic.min.js`` of the npm package ``plotly.js-basic-dist-min`` from
+   ``_static/vendor/plotly/`` (committed under ``_ext/vendor/plotly/``, see the README for version
+   and checksum) and adds it to those pages only; Sphinx writes the path relative to each page.
+4. **Launch links from the one repository URL.** sphinx-book-theme builds the Binder, Colab and
    Thebe buttons from ``repository: url:`` in ``_config.yml``. Colab opens only ``.ipynb`` files,
    and the chapters are MyST Markdown: the Colab button points to the page's notebook copy
    under ``colab/`` (made by ``tools/colab_notebooks.py``, kept in sync by a test), which starts
@@ -27,6 +32,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 VENDOR = HERE / "vendor"
 WIDGETS_JS = "vendor/html-manager/embed.js"  # relative to _static/
+PLOTLY_JS = "vendor/plotly/plotly-basic.min.js"  # relative to _static/ (= dlopt.book.explorers.PLOTLY_JS)
+EXPLORER_MARK = 'class="dlopt-explorer"'  # what dlopt.book.explorers.Explorer.html() writes
 COLAB_DIR = "colab"  # notebook copies of the chapters, relative to the repository root
 
 
@@ -48,6 +55,14 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
         seen.add(key)
         kept.append(js)
     context["script_files"] = kept
+
+
+def _explorer_js(app, pagename, templatename, context, doctree):
+    """Add Plotly to the pages that hold an explorer (and to no other page)."""
+    if EXPLORER_MARK in context.get("body", "") and hasattr(app.builder, "add_js_file"):
+        # the builder's list for this page only (reverted after it; app.add_js_file would also
+        # register the file for builders created later)
+        app.builder.add_js_file(PLOTLY_JS, defer="defer")  # runs before DOMContentLoaded, as explorer.js expects
 
 
 def _colab_links(app, pagename, templatename, context, doctree):
@@ -78,7 +93,10 @@ def _copy_vendor(app, exception):
 def setup(app):
     if not (VENDOR / "html-manager" / "embed.js").exists():
         raise FileNotFoundError(f"widget manager missing: {VENDOR / 'html-manager' / 'embed.js'}")
+    if not (VENDOR / "plotly" / "plotly-basic.min.js").exists():
+        raise FileNotFoundError(f"Plotly missing: {VENDOR / 'plotly' / 'plotly-basic.min.js'}")
     app.connect("config-inited", _config_inited)
+    app.connect("html-page-context", _explorer_js)
     # after sphinx-book-theme's own html-page-context handlers (default priority 500)
     app.connect("html-page-context", _colab_links, priority=900)
     app.connect("html-page-context", _dedupe_scripts, priority=900)

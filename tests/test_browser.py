@@ -291,3 +291,52 @@ def test_search_finds(browser, base_url, word):
     assert not [s for s in snippets if "\\(" in s or "\\[" in s], "raw TeX in search snippets"
     errors = [e["message"] for e in desktop.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
+
+
+# Per explorer of the page: its name, whether it drew, the plotted arrays' fingerprint.
+EXPLORERS = r"""
+return Array.from(document.querySelectorAll('.dlopt-explorer')).map(root => ({
+  name: root.dataset.name, draws: Number(root.getAttribute('data-draws') || 0),
+  error: root.getAttribute('data-error'), svg: !!root.querySelector('.dlopt-explorer-plot svg'),
+  fingerprint: JSON.stringify((root.querySelector('.dlopt-explorer-plot').data || [])
+    .filter(t => t.meta).map(t => t.y))}));
+"""
+
+
+def test_explorers_work_offline(browser, base_url):
+    """Every page holding an explorer draws it from the book's own files (Plotly from
+    _static/vendor/plotly/, no request leaves the book), a slider moved with the keyboard redraws
+    it, and the pages without explorers do not load Plotly."""
+    from selenium.webdriver.common.keys import Keys
+
+    from dlopt.book.explorers import BOOK, PLOTLY_JS
+
+    driver = browser
+    driver.set_window_size(DESKTOP, 900)
+    expected: dict[str, set] = {}
+    for name, (_, page) in BOOK.items():
+        expected.setdefault(page.removesuffix(".md"), set()).add(name)
+    found = {page for page in toc_files() if 'class="dlopt-explorer"' in (HTML / f"{page}.html").read_text()}
+    assert found == set(expected), f"pages with explorers {sorted(found)}, expected {sorted(expected)}"
+    for page in sorted(found):
+        driver.get(f"{base_url}/{page}.html")
+        _wait(driver, lambda: all(e["draws"] > 0 or e["error"] for e in driver.execute_script(EXPLORERS)), 20)
+        state = driver.execute_script(EXPLORERS)
+        assert {e["name"] for e in state} == expected[page], page
+        assert all(e["svg"] and not e["error"] for e in state), (page, state)
+        requested = driver.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+        outside = [url for url in requested if not url.startswith(base_url + "/")]
+        assert not outside, f"{page}: requests outside the book: {outside}"
+        assert any(url.endswith("_static/" + PLOTLY_JS) for url in requested), page
+        for k, before in enumerate(state):
+            slider = driver.find_elements("css selector", ".dlopt-explorer")[k].find_elements(
+                "css selector", "input[type=range]")[0]
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", slider)
+            at_end = slider.get_attribute("value") == slider.get_attribute("max")
+            slider.send_keys(Keys.ARROW_LEFT if at_end else Keys.ARROW_RIGHT)
+            _wait(driver, lambda k=k, n=before["draws"]: driver.execute_script(EXPLORERS)[k]["draws"] > n)
+            assert driver.execute_script(EXPLORERS)[k]["fingerprint"] != before["fingerprint"], (page, k)
+        errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, (page, errors)
+    driver.get(f"{base_url}/intro.html")
+    assert not driver.execute_script("return !!window.Plotly"), "Plotly loaded on a page without explorers"

@@ -34,7 +34,7 @@ CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILIN
 # pages use torch.optim-style classes by import, and the grader is not chapter material)
 GUARDED = ("rules", "linesearch", "functions", "schedules", "secondorder", "trajectory", "calculus",
            "information", "nn", "landscape", "stochastic", "experiments", "quadratic_analysis",
-           "widgets", "data", "distributed", "generalization", "convergence", "applications")
+           "widgets", "explorers", "data", "distributed", "generalization", "convergence", "applications")
 
 
 def provided_names() -> set[str]:

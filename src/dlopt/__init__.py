@@ -10,7 +10,8 @@ organised by concept:
 - :mod:`dlopt.problems` -- objectives with value, gradient and Hessian, data sets, small networks;
 - :mod:`dlopt.analysis` -- finite differences, critical points, spectra and rates of linear
   iterations, information-theoretic quantities;
-- :mod:`dlopt.book` -- figures in one style, explorers, and the simulators of single chapters
+- :mod:`dlopt.book` -- figures in one style, explorers (``dlopt.explorers``: kernel-free in the HTML
+  book), and the simulators of single chapters
   (stochastic ensembles, adaptive-method experiments, convergence bounds, landscapes,
   generalization, distributed training, applications);
 - :mod:`dlopt.grading` -- the autograder;
@@ -78,7 +79,8 @@ _MODULES = {
     "functions": "dlopt.problems.functions", "data": "dlopt.problems.data", "nn": "dlopt.problems.nn",
     "calculus": "dlopt.analysis.calculus", "information": "dlopt.analysis.information",
     "quadratic_analysis": "dlopt.analysis.quadratic_analysis",
-    "plots": "dlopt.book.plots", "widgets": "dlopt.book.widgets", "experiments": "dlopt.book.experiments",
+    "plots": "dlopt.book.plots", "widgets": "dlopt.book.widgets", "explorers": "dlopt.book.explorers",
+    "experiments": "dlopt.book.experiments",
     "stochastic": "dlopt.book.stochastic", "convergence": "dlopt.book.convergence",
     "landscape": "dlopt.book.landscape", "generalization": "dlopt.book.generalization",
     "distributed": "dlopt.book.distributed", "applications": "dlopt.book.applications",

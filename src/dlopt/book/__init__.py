@@ -2,10 +2,10 @@
 (stochastic ensembles, adaptive-method experiments, convergence bounds, landscapes,
 generalization, distributed training, applications).
 
-``plots`` and ``widgets`` import matplotlib; they are imported on first use.
+``plots``, ``widgets`` and ``explorers`` import matplotlib; they are imported on first use.
 """
 
 from __future__ import annotations
 
-__all__ = ["applications", "convergence", "distributed", "experiments", "generalization", "landscape",
-           "plots", "stochastic", "widgets"]
+__all__ = ["applications", "convergence", "distributed", "experiments", "explorers", "generalization",
+           "landscape", "plots", "stochastic", "widgets"]

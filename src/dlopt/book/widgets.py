@@ -1,5 +1,10 @@
 r"""Interactive explorers (ipywidgets) with a static fallback for the HTML book.
 
+The book's pages now use :mod:`dlopt.book.explorers` (``dlopt.explorers``), whose explorers move
+in the static HTML book too (a grid of :func:`dlopt.run` results drawn by Plotly) and still
+compute live in Jupyter. The classes here keep working for notebooks that use them; the
+schedules page uses :class:`ScheduleBasinExplorer` for its two-state predictions.
+
 :class:`PathExplorer` draws the paths of one or more update rules on the contours of a 2-D
 objective, next to their loss curves, and redraws them when a slider moves::
 
