@@ -2,7 +2,8 @@
 #   make book    build the HTML book (every page executed) -> _build/html/index.html
 #   make test    everything CI runs: unit tests, nbval on the exercise notebooks, the book build
 #                with zero warnings, the browser test over every page, the students' environment
-#   make unit    the package and grader tests alone (no book build, browser or Binder): < 1 min
+#   make unit    the package and grader tests alone (no book build, browser, Binder or the graded
+#                batches of hostile submissions): < 1 min on an idle 2-core machine
 #   make lint    ruff and mypy (part of make test)
 #   make bench   benchmarks (ratios against torch.optim / scipy measured in the same run)
 #   make pdf     the book as a PDF (XeLaTeX, CJK font) -> _build/latex/book.pdf

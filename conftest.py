@@ -29,11 +29,14 @@ def pytest_configure(config):
 
 
 # --- the slow, whole-project tests -------------------------------------------------------------
-# Modules that build the book, drive a browser over it or build the students' environment are
-# marked `integration` (`make unit` deselects them); they run after every other test, and the
-# students' environment (tests/test_binder.py) is built in the background while the others run
-# (it waits mostly on pip, they on the CPU).
-INTEGRATION_MODULES = ("test_book.py", "test_browser.py", "test_binder.py", "test_explorers_browser.py")
+# Modules that build the book, drive a browser, build the students' environment or grade whole
+# classes of notebooks in the sandbox are marked `integration` (`make unit` deselects them). The
+# book and the students' environment are built in the background from the moment the suite is
+# collected (below); so the tests that need neither run first, the book's tests next (waiting for
+# what is left of its build), the students' environment's last (it waits mostly on pip).
+BOOK_MODULES = ("test_book.py", "test_browser.py")
+INTEGRATION_MODULES = BOOK_MODULES + ("test_binder.py", "test_explorers_browser.py",
+                                      "test_grading_battery.py", "test_exercise_independence.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -41,7 +44,7 @@ def pytest_collection_modifyitems(session, config, items):
 
     def late(item):
         name = item.path.name
-        return (name == "test_binder.py", name in INTEGRATION_MODULES)
+        return (name == "test_binder.py", name in BOOK_MODULES, name in INTEGRATION_MODULES)
 
     for item in items:
         if item.path.name in INTEGRATION_MODULES:
@@ -62,7 +65,7 @@ def _start_book_build(session):
 
     if session.config.option.collectonly or os.environ.get("DLOPT_REUSE_BUILD") == "1":
         return
-    if not any(item.path.name in ("test_book.py", "test_browser.py") for item in session.items):
+    if not any(item.path.name in BOOK_MODULES for item in session.items):
         return
     import subprocess
     import sys
