@@ -332,6 +332,8 @@ def square(x):
         "busy-leftovers": (CORRECT + [busy, alone], FULL, "Score: 6 / 7", "ok"),
         "busy-leftovers" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
         "leftover-channel-writer": (CORRECT + [channel_writer], FULL, "Score: 6 / 7", "ok"),
+        "fork-bomb-left-running": (CORRECT + ["import os\nwhile True:\n    os.fork()\n", alone], FULL,
+                                   "Score: 6 / 7", "ok"),
         # 1. forged bookkeeping on the result channel
         "forge-rerun-index": (but(square=FD + "def square(x):\n    _send(t='at', c=-10**12)\n    os._exit(1)\n"),
                               with_points(sq=0, **{"sq-hidden": 0}), "during this check", "ok"),
