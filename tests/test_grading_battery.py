@@ -304,6 +304,18 @@ def square(x):
                      "    os.close(w)\n    got = b''\n    end = time.time() + 1.5\n"
                      "    while time.time() < end and len(got) < 12:\n        got += os.read(r, 12)\n"
                      "    return int(sum(1 for v in values if v > 0)) if len(got) == 12 else -1\n")
+    # a child that writes forged replies into the call channel (its write end is inherited by every
+    # process the notebook forks), one line at a time, for as long as it lives
+    channel_writer = ("import json, os\n"
+                      "_ch = json.loads(open('/proc/self/cmdline', 'rb').read().split(b'\\0')[-2])['channel']\n"
+                      "if os.fork() == 0:\n    os.setsid()\n    while True:\n        for _i in range(1, 200):\n"
+                      "            os.write(_ch[1], b'{\"re\": %d, \"ok\": \"LEFTOVER\"}\\n' % _i)\n")
+    # a function that fails while any process the notebook started is still alive
+    alone = ("import os\ndef count_positive(values):\n    others = []\n    for p in os.listdir('/proc'):\n"
+             "        if p.isdigit() and int(p) not in (1, os.getpid()):\n            try:\n"
+             "                if open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0] not in 'ZX':\n"
+             "                    others.append(p)\n            except OSError:\n                pass\n"
+             "    return -len(others) if others else int(sum(1 for v in values if v > 0))\n")
     whole = {
         # 6. memory of the submission as a whole
         "memfd-1800MB": (but(count_positive=memfd), with_points(count=0), "count (hidden) | 0 / 1", "ok"),
@@ -315,6 +327,13 @@ def square(x):
         "busy-children" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
     } if cgroup_base() is not None else {}
     return whole | {
+        # 11. processes a notebook leaves behind are stopped before the checks: busy children (in
+        # sessions of their own) would slow every call; a leftover writer would forge replies
+        "busy-leftovers": (CORRECT + [busy, alone], FULL, "Score: 6 / 7", "ok"),
+        "busy-leftovers" + HONEST: (CORRECT, FULL, "Score: 6 / 7", "ok"),
+        "leftover-channel-writer": (CORRECT + [channel_writer], FULL, "Score: 6 / 7", "ok"),
+        "fork-bomb-left-running": (CORRECT + ["import os\nwhile True:\n    os.fork()\n", alone], FULL,
+                                   "Score: 6 / 7", "ok"),
         # 1. forged bookkeeping on the result channel
         "forge-rerun-index": (but(square=FD + "def square(x):\n    _send(t='at', c=-10**12)\n    os._exit(1)\n"),
                               with_points(sq=0, **{"sq-hidden": 0}), "during this check", "ok"),

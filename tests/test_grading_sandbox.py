@@ -403,3 +403,43 @@ def test_the_sandbox_runs_the_graders_own_dlopt(tmp_path, isolation):
     assert value[0] == here
     if isolation == "namespaces":
         assert value[1] == ["dlopt"]
+
+
+LEAVE_BEHIND = """
+import os, time
+_r, _w = os.pipe()
+for _kind in ('sleep', 'busy', 'orphan'):
+    _pid = os.fork()
+    if _pid == 0:
+        os.setsid()
+        if _kind == 'orphan' and os.fork():
+            os._exit(0)
+        os.write(_w, str(os.getpid()).encode().rjust(12))
+        while True:
+            if _kind != 'busy':
+                time.sleep(1)
+    if _kind == 'orphan':
+        os.waitpid(_pid, 0)
+os.close(_w)
+_got = b''
+while len(_got) < 36:
+    _got += os.read(_r, 36)
+PIDS = [int(p) for p in _got.split()]
+def alive(pid):
+    try:
+        return open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0] not in 'ZX'
+    except OSError:
+        return False
+"""
+
+
+@pytest.mark.parametrize("isolation", ["basic", pytest.param("namespaces", marks=needs_namespaces),
+                                       pytest.param("bwrap", marks=pytest.mark.skipif(
+                                           not _bwrap_ok(), reason="needs bubblewrap"))])
+def test_processes_left_behind_are_stopped_before_the_checks(tmp_path, isolation):
+    """A notebook's background processes (a child, a busy child, an orphaned grandchild in its own
+    session) do not survive into the checks."""
+    value, run = probe(tmp_path, "[len(PIDS), [p for p in PIDS if alive(p)]]", isolation=isolation,
+                       drop_privileges=isolation != "basic", cells=[LEAVE_BEHIND])
+    assert run.ended_normally(), run.output
+    assert value == [3, []], run.output

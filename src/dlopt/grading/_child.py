@@ -11,10 +11,11 @@ asked) in the temporary directory it was started in.
 
 The job (JSON on stdin) is a list of code cells and a list of instrumented check cells, for one of
 three sides: ``reference`` (the source's solution records the expected side of each check),
-``student`` with ``serve`` (a submission: its cells run, then the process answers the calls of its
-check driver over ``cfg["channel"]``, see :mod:`dlopt.grading.channel`; it never receives a check)
-or ``driver`` (the source's cells, then each check's student side, with the names the student
-provides fetched from the student's process). Results go to the file descriptor
+``student`` with ``serve`` (a submission: its cells run, every process they left behind is
+killed, then the process answers the calls of its check driver over ``cfg["channel"]``, see
+:mod:`dlopt.grading.channel`; it never receives a check) or ``driver`` (the source's cells, then
+each check's student side, with the names the student provides fetched from the student's
+process). Results go to the file descriptor
 ``cfg["result_fd"]`` as JSON lines; nothing else ever leaves the process except its (size-capped)
 stdout/stderr and, for the two sides of a submission, the messages of the channel.
 """
@@ -30,12 +31,14 @@ import random
 import resource
 import signal
 import sys
+import time
 import traceback
 from typing import Any
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
 HOME = "/home/student"
 
 
@@ -173,6 +176,98 @@ def _block_network():
 
 
 # ----------------------------------------------------------------------------------------------
+# Processes a notebook leaves behind
+# ----------------------------------------------------------------------------------------------
+# bound before any student code runs (a cell may replace ``os.kill`` in the shared module)
+_kill, _listdir, _waitpid, _sleep, _monotonic = os.kill, os.listdir, os.waitpid, time.sleep, time.monotonic
+_getpid, _getppid, _open = os.getpid, os.getppid, open
+
+
+def _in_own_pid_namespace(cfg) -> bool:
+    """True where this process runs in a pid namespace of the sandbox, as the child of its init."""
+    return cfg["mode"] in ("namespaces", "bwrap") and _getppid() == 1
+
+
+def _become_subreaper() -> None:
+    """Basic isolation: orphaned descendants are re-parented to this process, not to the system's
+    init, so that :func:`_stop_leftovers` still finds them (a process of the student can undo it)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+
+
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, state) of every process this process can see in /proc."""
+    table = {}
+    for name in _listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with _open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        table[int(name)] = (int(fields[1]), fields[0])
+    return table
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = _waitpid(-1, os.WNOHANG)
+        except (ChildProcessError, InterruptedError):
+            return
+        if pid == 0:
+            return
+
+
+def _stop_leftovers(cfg, wait: float = 5.0) -> list[int]:
+    """Kill every process the notebook's cells left behind; the pids still alive after ``wait``.
+
+    In a pid namespace of its own (namespaces and bwrap isolation) that is every process of the
+    namespace but its init and this one: ``kill(-1, SIGKILL)`` reaches all of them at once (the
+    kernel signals the whole namespace under one lock, so a fork bomb cannot outrun it). In basic
+    isolation it is this process's descendants (kept as descendants by :func:`_become_subreaper`),
+    killed until none is left; a process that escaped the tree is not found (best effort).
+    """
+    me = _getpid()
+    whole = _in_own_pid_namespace(cfg)
+    deadline = _monotonic() + wait
+    while True:
+        table = _processes()
+        if whole:
+            left = [p for p, (_, state) in table.items() if p not in (1, me) and state not in (b"Z", b"X")]
+        else:
+            children: dict[int, list[int]] = {}
+            for p, (parent, _) in table.items():
+                children.setdefault(parent, []).append(p)
+            left, todo = [], list(children.get(me, []))
+            while todo:
+                p = todo.pop()
+                todo += children.get(p, [])
+                if table[p][1] not in (b"Z", b"X"):
+                    left.append(p)
+        _reap()
+        if not left or _monotonic() > deadline:
+            return left
+        if whole:
+            try:
+                _kill(-1, signal.SIGKILL)  # all but init and this process (and its threads)
+            except ProcessLookupError:
+                pass
+        else:
+            for p in left:
+                try:
+                    _kill(p, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        _sleep(0.002)
+        _reap()
+
+
+# ----------------------------------------------------------------------------------------------
 # Running the job
 # ----------------------------------------------------------------------------------------------
 class _Timeout(BaseException):
@@ -282,6 +377,8 @@ def _run_job(job, cfg, expect):
     namespace = {"__name__": "__main__", "__builtins__": builtins, "get_ipython": _FakeIPython(),
                  "display": lambda *a, **k: None}
     emit({"t": "start", "side": side})
+    if side == "student" and not _in_own_pid_namespace(cfg):
+        _become_subreaper()
     seed()
     for i, code in enumerate(cells):
         emit({"t": "at", "i": i})
@@ -291,6 +388,8 @@ def _run_job(job, cfg, expect):
             emit({"t": "cell", "i": i, "error": _describe(exc, f"<cell {i}>")})
         if os.getpid() != main_pid:
             real_exit(0)
+    if side == "student":  # a notebook's background processes do not survive into the checks
+        _stop_leftovers(cfg)
 
     chan = None
     if side == "student" and job.get("serve"):
@@ -458,7 +557,8 @@ def _serve(job, cfg, namespace, seed) -> None:
     chan = channel.Endpoint(cfg["channel"][0], cfg["channel"][1], serve, max_message=cfg["max_message"])
     chan.accept_objects = True
     chan.fatal = (_Timeout,)
-    try:
+    try:  # a new line first: a line a killed leftover process left half written ends before "ready"
+        chan.send(b"\n")
         chan.send({"ready": True})
         while True:
             message = chan.receive()

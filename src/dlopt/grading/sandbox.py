@@ -34,6 +34,11 @@ left in them when the run ends is killed. In all modes the limits are ``RLIMIT_C
 ``RLIMIT_NPROC``, no core files, a wall-clock timeout that kills the whole process group, and
 caps on the bytes read back (stdout+stderr are read and discarded beyond ``output_kb``; the JSON
 results beyond ``results_mb``).
+
+A student's process kills what its notebook's cells left running before it answers the first
+check (:func:`dlopt.grading._child._stop_leftovers`): in a pid namespace (``namespaces``,
+``bwrap``) every other process of the namespace; in ``basic`` isolation its descendants, kept in
+its tree by ``PR_SET_CHILD_SUBREAPER`` (best effort: student code can undo that).
 """
 
 from __future__ import annotations
