@@ -33,8 +33,8 @@ def test_dlopt_grade_check(source):
 def test_the_command_line_check_runs():
     """``dlopt-grade check`` (as ``python -m dlopt.grading``) exits 0 on a good problem set."""
     done = subprocess.run([sys.executable, "-m", "dlopt.grading", "check",
-                           str(ROOT / "tests" / "grading_cases" / "battery.ipynb"),
-                           "--student-dir", str(ROOT / "tests" / "grading_cases" / "student")],
+                           str(ROOT / "tests" / "grading" / "grading_cases" / "battery.ipynb"),
+                           "--student-dir", str(ROOT / "tests" / "grading" / "grading_cases" / "student")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok" in done.stdout

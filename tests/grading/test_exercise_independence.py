@@ -28,7 +28,7 @@ from dlopt.grading.grader import grade
 from dlopt.grading.problemset import load_problem_set
 from dlopt.grading.sandbox import Limits
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted((ROOT / "exercises" / "source").glob("*.ipynb"))
 HEADING = re.compile(r"^#{2,3} (\d+)[a-z]?\.", re.MULTILINE)
 LIMITS = Limits(timeout=120, cell_timeout=60, check_timeout=60)

@@ -47,7 +47,7 @@ def page_data(ex) -> dict:
 def test_every_book_explorer_is_on_its_page_and_has_a_grid(book):
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     assert len(book) >= 8
     for name, (builder, page) in explorers.BOOK.items():
         assert f"explorers.{builder.__name__}(" in (root / page).read_text(), (name, page)

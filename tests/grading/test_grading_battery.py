@@ -1,7 +1,7 @@
 """The adversarial battery: hostile submissions get exactly the points they deserve, with a reason.
 
 Runs only where the grader gets full (namespaces) isolation, as in CI. One problem set
-(``tests/grading_cases/battery.ipynb``, 6 automatic points: ``sq`` 1, ``sq-hidden``
+(``tests/grading/grading_cases/battery.ipynb``, 6 automatic points: ``sq`` 1, ``sq-hidden``
 2, ``log`` 1, ``count`` 1, ``order`` 1, plus a manual question) and over fifty submissions built
 below, graded in one batch with ``--jobs 2`` and tight limits. Each case states the points per
 check it deserves and a phrase that must appear in its feedback.
@@ -27,8 +27,8 @@ from dlopt.grading.sandbox import Limits, cgroup_base, default_isolation, run_jo
 pytestmark = pytest.mark.skipif(default_isolation() != "namespaces",
                                 reason="the battery runs only with namespaces isolation (root + unshare)")
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "tests" / "grading_cases" / "battery.ipynb"
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "tests" / "grading" / "grading_cases" / "battery.ipynb"
 LIMITS = Limits(timeout=10, cell_timeout=2, check_timeout=2, memory_mb=1024, nproc=64, file_mb=16,
                 output_kb=16, results_mb=8)
 FULL = {"sq": 1, "sq-hidden": 2, "log": 1, "count": 1, "order": 1}

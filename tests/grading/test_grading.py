@@ -18,8 +18,8 @@ from dlopt.grading.instrument import FormatError, instrument
 from dlopt.grading.problemset import load_problem_set, read_submission, InvalidSubmission
 from dlopt.grading.sandbox import Limits, parse_records
 
-ROOT = Path(__file__).resolve().parents[1]
-BATTERY = ROOT / "tests" / "grading_cases" / "battery.ipynb"
+ROOT = Path(__file__).resolve().parents[2]
+BATTERY = ROOT / "tests" / "grading" / "grading_cases" / "battery.ipynb"
 FAST = Limits(timeout=20, cell_timeout=5, check_timeout=5, memory_mb=1024, nproc=64)
 
 CELL = '''rng = np.random.default_rng(1)

@@ -11,7 +11,7 @@ import yaml
 from dlopt.grading import release, release_notebook
 from dlopt.grading.setup_cell import SETUP_TAG, SUBMIT_NOTE, repository, setup_source
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
 URL, BRANCH = CONFIG["url"], CONFIG["branch"]
 STUDENT = sorted((ROOT / "exercises").glob("*.ipynb"))

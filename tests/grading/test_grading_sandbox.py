@@ -253,7 +253,7 @@ def _as_nobody_prefix() -> list:
     done = subprocess.run(prefix + [sys.executable, "-c", probe_code],
                           capture_output=True, text=True, timeout=120,
                           env={"PATH": os.environ.get("PATH", ""), "HOME": "/tmp",
-                               "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+                               "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
     if done.returncode != 0:
         blocked = [str(p) for p in Path(os.path.realpath(sys.executable)).parents
                    if p.exists() and not (p.stat().st_mode & 0o001)]
@@ -309,7 +309,7 @@ print(json.dumps([os.geteuid(), default_isolation(), describe_isolation(), isola
 """
         done = subprocess.run(prefix + [sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
                               env={"PATH": os.environ.get("PATH", ""), "HOME": str(work),
-                                   "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+                                   "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
         assert done.returncode == 0, done.stderr[-2000:]
         import json
 
