@@ -54,7 +54,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not integration" -q
+	$(BIN)/python -m pytest tests -m "not integration" -q -n auto  # pytest-xdist: one worker per core
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -35,7 +35,7 @@ def pytest_configure(config):
 # collected (below); so the tests that need neither run first, the book's tests next (waiting for
 # what is left of its build), the students' environment's last (it waits mostly on pip).
 BOOK_MODULES = ("test_book.py", "test_browser.py")
-INTEGRATION_MODULES = BOOK_MODULES + ("test_binder.py", "test_explorers_browser.py",
+INTEGRATION_MODULES = BOOK_MODULES + ("test_binder.py", "test_explorers_browser.py", "test_exercises.py",
                                       "test_grading_battery.py", "test_exercise_independence.py")
 
 
