@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +30,12 @@ def build_log(pytestconfig) -> str:
     proc = getattr(pytestconfig, "_dlopt_book", None)
     if proc is None:  # not started at collection (e.g. a test selected by -k after collection)
         proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "build_book.py"), "--quiet"], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=1500)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # the build, its page executor and their kernels
         pytest.fail("the book build took over 25 minutes")
     pre = (ROOT / "_build" / "execute-pages.log")
     print(pre.read_text() if pre.exists() else "")  # per-page execution times, shown by pytest -s or on failure
