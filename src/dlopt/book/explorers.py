@@ -315,18 +315,17 @@ class Explorer:
     @staticmethod
     def _levels(objective, xlim, ylim, levels: int = 16) -> dict:
         """Level sets as polylines (``None`` between lines), spaced logarithmically above the
-        minimum as in :func:`dlopt.plots.contour`: drawn as one line trace, so a redraw does not
-        recompute contours."""
+        minimum (:func:`dlopt.plots.log_levels`, as in :func:`dlopt.plots.contour`): drawn as one
+        line trace, so a redraw does not recompute contours."""
         import contourpy
 
+        from dlopt.book.plots import log_levels
+
         X, Y, Z = objective.on_grid(xlim, ylim, 90)
-        zmin, zmax = float(np.nanmin(Z)), float(np.nanpercentile(Z, 98))
-        span = max(zmax - zmin, 1e-12)
-        shift = zmin - 1e-3 * span
         gen = contourpy.contour_generator(X, Y, Z, line_type=contourpy.LineType.Separate)
         xs: list = []
         ys: list = []
-        for level in shift + np.geomspace(1e-3 * span, zmax - shift, levels):
+        for level in log_levels(Z, levels):
             for piece in gen.lines(level):
                 line = np.asarray(piece, dtype=float)
                 line = np.vstack([line[:-1:3], line[-1:]]) if len(line) > 40 else line

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_COLS",
     "axes",
     "contour",
+    "log_levels",
     "fit_to_column",
     "loss_curves",
     "path",
@@ -241,6 +242,16 @@ def axes(ncols: int = 1, nrows: int = 1, width: float = 4.4, height: float = 3.6
     return ax[0, 0] if ax.size == 1 else ax.ravel()
 
 
+def log_levels(Z, count: int) -> np.ndarray:
+    """``count`` contour levels spaced logarithmically above the minimum of the grid values ``Z``
+    up to their 98th percentile: they show the floor of narrow valleys (Rosenbrock) as well as
+    the steep walls (:func:`contour` and the explorers' level sets)."""
+    zmin, zmax = float(np.nanmin(Z)), float(np.nanpercentile(Z, 98))
+    span = max(zmax - zmin, 1e-12)
+    shift = zmin - 1e-3 * span
+    return shift + np.geomspace(1e-3 * span, zmax - shift, count)
+
+
 def contour(objective, xlim=(-2, 2), ylim=(-2, 2), ax=None, levels: int | np.ndarray = 25,
             log: bool = True, num: int = 300, mark_minimizers: bool = True, filled: bool = False):
     """Level sets of a 2-D objective.
@@ -251,12 +262,8 @@ def contour(objective, xlim=(-2, 2), ylim=(-2, 2), ax=None, levels: int | np.nda
     ax = axes() if ax is None else ax
     X, Y, Z = objective.on_grid(xlim, ylim, num)
     if np.isscalar(levels):
-        zmin, zmax, count = float(np.nanmin(Z)), float(np.nanpercentile(Z, 98)), int(np.asarray(levels))
-        if log:
-            shift = zmin - 1e-3 * max(zmax - zmin, 1e-12)
-            levels = shift + np.geomspace(1e-3 * max(zmax - zmin, 1e-12), zmax - shift, count)
-        else:
-            levels = np.linspace(zmin, zmax, count)
+        count = int(np.asarray(levels))
+        levels = log_levels(Z, count) if log else np.linspace(np.nanmin(Z), np.nanpercentile(Z, 98), count)
     if filled:
         ax.contourf(X, Y, Z, levels=levels, cmap="viridis", alpha=0.9)
     else:
